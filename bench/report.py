@@ -1,0 +1,329 @@
+"""Turn measured rows into the markdown report: pure functions, no I/O, so they are unit-tested.
+
+Two tables: absolute numbers per row, then each gateway against the pass-through proxy with the
+project's targets marked met / not met. Every "overhead" is relative to the ``direct`` row
+measured in the same run against the same upstream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bench.stats import difference, ratio
+
+STREAM_CHUNKS = 64
+CONCURRENCIES = (1, 16, 64)
+BASELINE = "direct"
+REFERENCE = "passthrough"
+NOISY = 0.10  # other processes' CPU share above which a row is flagged as noisy
+
+
+@dataclass
+class Row:
+    """Everything measured for one target (times in seconds, memory in MB)."""
+
+    name: str
+    unavailable: str | None = None
+    rps: dict[int, float] = field(default_factory=dict)
+    cpu_us_per_req: float | None = None  # proxy CPU per request in the c=64 phase
+    open_p50: float | None = None
+    open_p99: float | None = None
+    ttft_p50: float | None = None
+    tail_p50: float | None = None  # median of (total - TTFT) for a 64-chunk stream
+    peak_mb: float | None = None
+    rss_mb: float | None = None
+    errors: int = 0
+    first_error: str | None = None
+    late_sends: int = 0
+    foreign_cpu: float | None = None  # share of the machine other processes used meanwhile
+
+
+def _pick(values: Sequence[float | None], best: Callable[[Sequence[float]], float]) -> float | None:
+    present = [v for v in values if v is not None and not math.isnan(v)]
+    return best(present) if present else None
+
+
+def combine(rounds: Sequence[Row]) -> Row:
+    """Merge one target's rounds: the best figure of each kind, the sum of errors.
+
+    On a shared machine interference only ever slows a run down, so the best of several
+    interleaved rounds is the steadiest estimate of what the target itself costs. Memory is
+    the exception: the largest peak is kept.
+    """
+    if not rounds:
+        raise ValueError("no rounds to combine")
+    ok = [r for r in rounds if not r.unavailable]
+    if not ok:
+        return rounds[-1]
+    concurrencies = sorted({c for r in ok for c in r.rps})
+    first_error = next((r.first_error for r in ok if r.first_error), None)
+    return Row(
+        name=ok[0].name,
+        rps={c: max(r.rps.get(c, 0.0) for r in ok) for c in concurrencies},
+        cpu_us_per_req=_pick([r.cpu_us_per_req for r in ok], min),
+        open_p50=_pick([r.open_p50 for r in ok], min),
+        open_p99=_pick([r.open_p99 for r in ok], min),
+        ttft_p50=_pick([r.ttft_p50 for r in ok], min),
+        tail_p50=_pick([r.tail_p50 for r in ok], min),
+        peak_mb=_pick([r.peak_mb for r in ok], max),
+        rss_mb=_pick([r.rss_mb for r in ok], max),
+        errors=sum(r.errors for r in ok),
+        first_error=first_error,
+        late_sends=sum(r.late_sends for r in ok),
+        foreign_cpu=_pick([r.foreign_cpu for r in ok], max),
+    )
+
+
+@dataclass
+class RunInfo:
+    """The report header: where, when and how the numbers were taken."""
+
+    date: str
+    machine: str
+    cpu: str
+    python: str
+    versions: dict[str, str]
+    durations: str
+    pinning: str
+    load_before: str
+    load_after: str
+    rate: float
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One row's numbers relative to ``direct``."""
+
+    added_p50: float | None
+    added_p99: float | None
+    ttft_overhead: float | None
+    per_chunk: float | None
+
+
+def derive(row: Row, direct: Row | None) -> Derived:
+    """Overheads of ``row`` against the ``direct`` row (None where either side is missing)."""
+    if direct is None or row.unavailable or direct.unavailable:
+        return Derived(None, None, None, None)
+    tail = difference(row.tail_p50, direct.tail_p50)
+    return Derived(
+        added_p50=difference(row.open_p50, direct.open_p50),
+        added_p99=difference(row.open_p99, direct.open_p99),
+        ttft_overhead=difference(row.ttft_p50, direct.ttft_p50),
+        per_chunk=None if tail is None else tail / (STREAM_CHUNKS - 1),
+    )
+
+
+def _num(value: float | None, scale: float, digits: int) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value * scale:,.{digits}f}"
+
+
+def _ms(value: float | None) -> str:
+    return _num(value, 1e3, 2)
+
+
+def _us(value: float | None, digits: int = 0) -> str:
+    return _num(value, 1e6, digits)
+
+
+def _mb(value: float | None) -> str:
+    return _num(value, 1.0, 1)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return lines
+
+
+def _find(rows: Sequence[Row], name: str) -> Row | None:
+    return next((r for r in rows if r.name == name), None)
+
+
+def results_table(rows: Sequence[Row], rate: float) -> list[str]:
+    """Table 1: absolute numbers and overheads against ``direct``."""
+    header = [
+        "row",
+        *(f"req/s c={c}" for c in CONCURRENCIES),
+        "CPU µs/req c=64",
+        f"p50 @{rate:g}/s (ms)",
+        f"p99 @{rate:g}/s (ms)",
+        "added p50 (µs)",
+        "added p99 (µs)",
+        "TTFT p50 (ms)",
+        "TTFT overhead (µs)",
+        "per-chunk overhead (µs)",
+        "peak RSS (MB)",
+        "RSS (MB)",
+        "errors",
+        "other CPU",
+    ]
+    direct = _find(rows, BASELINE)
+    body: list[list[str]] = []
+    for row in rows:
+        if row.unavailable:
+            body.append([row.name, f"unavailable: {row.unavailable}"] + ["—"] * (len(header) - 2))
+            continue
+        d = derive(row, direct)
+        is_base = row.name == BASELINE
+        body.append(
+            [
+                row.name,
+                *(_num(row.rps.get(c), 1.0, 0) for c in CONCURRENCIES),
+                _num(row.cpu_us_per_req, 1.0, 0),
+                _ms(row.open_p50),
+                _ms(row.open_p99),
+                "(baseline)" if is_base else _us(d.added_p50),
+                "(baseline)" if is_base else _us(d.added_p99),
+                _ms(row.ttft_p50),
+                "(baseline)" if is_base else _us(d.ttft_overhead),
+                "(baseline)" if is_base else _us(d.per_chunk, 1),
+                _mb(row.peak_mb),
+                _mb(row.rss_mb),
+                str(row.errors),
+                _num(row.foreign_cpu, 100.0, 0) + "%" if row.foreign_cpu is not None else "—",
+            ]
+        )
+    return _table(header, body)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One target: a label, a value formatter and the verdict rule."""
+
+    label: str
+    value: Callable[[Row, Derived, Row | None, Derived | None], float | None]
+    fmt: Callable[[float], str]
+    met: Callable[[float], bool]
+
+
+def _vs(
+    pick: Callable[[Derived], float | None],
+) -> Callable[[Row, Derived, Row | None, Derived | None], float | None]:
+    def value(_: Row, d: Derived, __: Row | None, ref: Derived | None) -> float | None:
+        return None if ref is None else ratio(pick(d), pick(ref))
+
+    return value
+
+
+def _throughput(row: Row, _: Derived, ref: Row | None, __: Derived | None) -> float | None:
+    return None if ref is None else ratio(row.rps.get(64), ref.rps.get(64))
+
+
+CHECKS = (
+    Check(
+        "throughput c=64 vs passthrough (≥ 60%)", _throughput, "{:.0%}".format, lambda v: v >= 0.6
+    ),
+    Check(
+        "added p50 vs passthrough (≤ 1.5x)",
+        _vs(lambda d: d.added_p50),
+        "{:.2f}x".format,
+        lambda v: v <= 1.5,
+    ),
+    Check(
+        "added p99 vs passthrough (≤ 2x)",
+        _vs(lambda d: d.added_p99),
+        "{:.2f}x".format,
+        lambda v: v <= 2.0,
+    ),
+    Check(
+        "TTFT overhead vs passthrough (≤ 1.5x)",
+        _vs(lambda d: d.ttft_overhead),
+        "{:.2f}x".format,
+        lambda v: v <= 1.5,
+    ),
+    Check(
+        "per forwarded chunk (≤ 20 µs)",
+        lambda _, d, __, ___: d.per_chunk,
+        lambda v: f"{v * 1e6:.1f} µs",
+        lambda v: v <= 20e-6,
+    ),
+    Check(
+        "peak RSS (≤ 120 MB)",
+        lambda row, _, __, ___: row.peak_mb,
+        lambda v: f"{v:.1f} MB",
+        lambda v: v <= 120.0,
+    ),
+)
+
+
+def verdict(check: Check, value: float | None) -> str:
+    """``"<value> met"`` / ``"<value> **not met**"``, or ``"n/a"`` when it cannot be computed."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{check.fmt(value)} {'met' if check.met(value) else '**not met**'}"
+
+
+def targets_table(rows: Sequence[Row]) -> list[str]:
+    """Table 2: each gateway against the pass-through proxy, with the targets marked."""
+    direct = _find(rows, BASELINE)
+    ref = _find(rows, REFERENCE)
+    ref_ok = ref if ref is not None and not ref.unavailable else None
+    ref_derived = derive(ref_ok, direct) if ref_ok is not None else None
+    body: list[list[str]] = []
+    for row in rows:
+        if row.name in (BASELINE, REFERENCE):
+            continue
+        if row.unavailable:
+            body.append([row.name] + ["unavailable"] * len(CHECKS))
+            continue
+        d = derive(row, direct)
+        body.append([row.name, *(verdict(c, c.value(row, d, ref_ok, ref_derived)) for c in CHECKS)])
+    return _table(["row", *(c.label for c in CHECKS)], body)
+
+
+def render(info: RunInfo, rows: Sequence[Row]) -> str:
+    """The whole markdown report."""
+    lines = [
+        "# Fulcrum benchmark",
+        "",
+        f"- date: {info.date}",
+        f"- machine: `{info.machine}`, CPU: {info.cpu}",
+        f"- Python {info.python}; " + ", ".join(f"{k} {v}" for k, v in info.versions.items()),
+        f"- durations: {info.durations}",
+        f"- pinning: {info.pinning}",
+        f"- load average before / after: {info.load_before} / {info.load_after}",
+        "",
+        "## Results",
+        "",
+        *results_table(rows, info.rate),
+        "",
+        "## Against the pass-through proxy",
+        "",
+        *targets_table(rows),
+        "",
+        "## Notes",
+        "",
+        "- `direct` is the ceiling of this set-up, not of the upstream: the load generator "
+        "and the upstream share one core, so rows behind a proxy cannot exceed it.",
+        "- added latency = a row's p50/p99 at the fixed rate minus `direct`'s, measured from "
+        "each request's scheduled send time (open loop, no coordinated omission).",
+        "- TTFT overhead = median time to the first body chunk minus `direct`'s; per-chunk "
+        f"overhead = (median(total - TTFT) - direct's) / {STREAM_CHUNKS - 1}, "
+        f"for a {STREAM_CHUNKS}-chunk stream at concurrency 1.",
+        "- CPU µs/req = CPU time of the proxy process (user+system) during the c=64 phase "
+        "divided by the requests it served.",
+        "- peak RSS = VmHWM of the proxy process (and any workers) after the run; RSS = VmRSS.",
+        "- other CPU = share of the machine's CPU used by processes outside this benchmark "
+        f"while the row was measured; above {NOISY:.0%} the row's numbers are noisy.",
+    ]
+    for row in rows:
+        if row.first_error:
+            lines.append(f"- {row.name}: {row.errors} failed requests; first: `{row.first_error}`")
+        if row.late_sends:
+            lines.append(
+                f"- {row.name}: {row.late_sends} open-loop sends left > 1 ms after their "
+                "scheduled time (the load generator was busy); counted in the latency."
+            )
+    noisy = [r.name for r in rows if r.foreign_cpu is not None and r.foreign_cpu > NOISY]
+    if noisy:
+        lines.append(
+            f"- **noisy**: other processes were busy while {', '.join(noisy)} ran; "
+            "rerun on a quiet machine before drawing conclusions."
+        )
+    lines += [f"- {note}" for note in info.notes]
+    return "\n".join(lines) + "\n"

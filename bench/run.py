@@ -1,0 +1,303 @@
+"""``make bench``: direct vs. pass-through proxy vs. Fulcrum (vs. LiteLLM with ``--peers``).
+
+One run starts the bench upstream once, then, for each row in turn, starts the system under test
+pinned to core 0, checks it answers correctly, warms it up, measures it, reads its memory and
+stops it — so no two proxies ever compete for the CPU. This process (the load generator) and the
+upstream run on core 1. The report is printed and written to ``bench/results/latest.md``
+(plus the raw numbers in ``latest.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvloop
+
+from bench import loadgen, peers, procs, report, targets
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+MODEL = "bench-model"
+PROXY_CORE, LOAD_CORE = 0, 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long each phase runs, in seconds."""
+
+    throughput: float  # per concurrency level
+    open_loop: float
+    streaming: float
+    warmup: float
+    rate: float
+    rounds: int
+
+    def describe(self) -> str:
+        rounds = (
+            f"; {self.rounds} interleaved rounds, best figure of each kept"
+            if self.rounds > 1
+            else "; 1 round"
+        )
+        return (
+            f"per row and round: warm-up {self.warmup:g}s, throughput {self.throughput:g}s per "
+            f"concurrency {'/'.join(map(str, report.CONCURRENCIES))}, open loop "
+            f"{self.open_loop:g}s at {self.rate:g} req/s, streaming {self.streaming:g}s at "
+            f"concurrency 1{rounds}"
+        )
+
+
+def make_plan(duration: float, rate: float, rounds: int) -> Plan:
+    """Every phase scales with ``--duration`` (the throughput phase length)."""
+    return Plan(
+        throughput=duration,
+        open_loop=2 * duration,
+        streaming=duration,
+        warmup=max(0.5, min(2.0, duration / 3)),
+        rate=rate,
+        rounds=rounds,
+    )
+
+
+def _pinning() -> tuple[int | None, int | None, str]:
+    """Pin this process (load generator) to core 1; the proxies go to core 0."""
+    available = procs.cores()
+    if PROXY_CORE in available and LOAD_CORE in available:
+        os.sched_setaffinity(0, {LOAD_CORE})
+        return (
+            PROXY_CORE,
+            LOAD_CORE,
+            f"system under test on core {PROXY_CORE}; load generator and upstream on core "
+            f"{LOAD_CORE} (taskset / sched_setaffinity)",
+        )
+    return None, None, f"not pinned: only CPUs {available} available, numbers are indicative"
+
+
+async def _check(base: str) -> str | None:
+    """One plain and one streaming request must succeed before a row is measured."""
+    url = base + loadgen.CHAT_PATH
+    plain = await loadgen.closed_loop(url, loadgen.chat_body(MODEL), 1, 15.0, max_requests=1)
+    if plain.ok != 1:
+        return f"chat completion failed: {plain.first_error}"
+    stream = await loadgen.streaming(
+        url, loadgen.chat_body(MODEL, stream=True), 15.0, max_requests=1
+    )
+    if stream.ok != 1:
+        return f"streaming failed: {stream.first_error}"
+    return None
+
+
+async def _measure(base: str, plan: Plan, server: procs.Server | None, row: report.Row) -> None:
+    """Warm up, then the throughput, fixed-rate and streaming phases, filling ``row``."""
+    url = base + loadgen.CHAT_PATH
+    body = loadgen.chat_body(MODEL)
+    stream_body = loadgen.chat_body(MODEL, stream=True)
+    await loadgen.closed_loop(url, body, 16, plan.warmup)
+    await loadgen.streaming(url, stream_body, plan.warmup / 2)
+    phases: list[loadgen.PhaseResult] = []
+    for concurrency in report.CONCURRENCIES:
+        cpu_before = procs.cpu_seconds(server.pid) if server else 0.0
+        res = await loadgen.closed_loop(url, body, concurrency, plan.throughput)
+        if server and concurrency == 64 and res.ok:
+            row.cpu_us_per_req = (procs.cpu_seconds(server.pid) - cpu_before) / res.ok * 1e6
+        row.rps[concurrency] = res.rps
+        phases.append(res)
+        await asyncio.sleep(0.2)
+    fixed = await loadgen.open_loop(url, body, plan.rate, plan.open_loop)
+    summary = fixed.summary()
+    row.open_p50, row.open_p99, row.late_sends = summary.p50, summary.p99, fixed.late_sends
+    phases.append(fixed)
+    stream = await loadgen.streaming(url, stream_body, plan.streaming)
+    row.ttft_p50 = stream.ttft_summary().p50
+    row.tail_p50 = stream.streaming_tail().p50
+    phases.append(stream)
+    row.errors = sum(p.errors for p in phases)
+    row.first_error = next((p.first_error for p in phases if p.first_error), None)
+
+
+def _run_row(
+    target: targets.Target, ctx: targets.Context, upstream: procs.Server, plan: Plan
+) -> report.Row:
+    """Start, check, measure and stop one target; failures become an "unavailable" row."""
+    row = report.Row(name=target.name)
+    print(f"[bench] {target.name}: starting", flush=True)
+    server: procs.Server | None = None
+    try:
+        server = target.start(ctx)
+        if server is not None:
+            procs.wait_ready(server, target.ready_path, target.ready_timeout)
+        base = server.url if server else upstream.url
+        problem = uvloop.run(_check(base))
+        if problem:
+            tail = server.log_tail() if server else upstream.log_tail()
+            raise procs.StartError(problem + (f" (log: {tail[:200]})" if tail else ""))
+        started = time.monotonic()
+        foreign = procs.ForeignLoad()
+        uvloop.run(_measure(base, plan, server, row))
+        row.foreign_cpu = foreign.share()
+        if server is not None:
+            mem = procs.memory(server.pid)
+            row.peak_mb, row.rss_mb = mem.peak_mb, mem.rss_mb
+        print(f"[bench] {target.name}: measured in {time.monotonic() - started:.0f}s", flush=True)
+    except procs.StartError as exc:
+        row.unavailable = str(exc).replace("|", "/").replace("\n", " ")[:300]
+        print(f"[bench] {target.name}: unavailable: {row.unavailable}", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+    return row
+
+
+def _run_rounds(
+    wanted: list[targets.Target],
+    ctx: targets.Context,
+    upstream: procs.Server,
+    plan: Plan,
+    notes: list[str],
+) -> list[report.Row]:
+    """Rows in turn, ``plan.rounds`` times over, then each target's rounds combined."""
+    measured: dict[str, list[report.Row]] = {t.name: [] for t in wanted}
+    for number in range(1, plan.rounds + 1):
+        if plan.rounds > 1:
+            print(f"[bench] round {number}/{plan.rounds}", flush=True)
+        for target in wanted:
+            previous = measured[target.name]
+            if previous and previous[0].unavailable:
+                continue  # it failed to start once; do not pay its start-up timeout again
+            previous.append(_run_row(target, ctx, upstream, plan))
+    rows = []
+    for name, rounds in measured.items():
+        failed = [r for r in rounds if r.unavailable]
+        if failed and len(failed) < len(rounds):
+            notes.append(f"{name}: {len(failed)} round(s) failed: {failed[0].unavailable}")
+        rows.append(report.combine(rounds))
+    return rows
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _versions(with_peers: bool) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for package in ("aiohttp", "uvloop", "orjson", "fulcrum"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    if with_peers:
+        found["litellm"] = peers.litellm_version(REPO_ROOT) or "not installed"
+    return found
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke run (< 40 s)")
+    parser.add_argument(
+        "--duration", type=float, help="seconds per throughput phase (default 4, quick 1)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="interleaved rounds per row, best kept (default 2, quick 1)"
+    )
+    parser.add_argument("--rate", type=float, default=200.0, help="fixed rate, req/s")
+    parser.add_argument("--peers", action="store_true", help="add LiteLLM (from .venv-peers)")
+    parser.add_argument(
+        "--only", help="comma-separated rows to run, e.g. direct,passthrough (direct is implied)"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.md")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    duration = args.duration if args.duration else (1.0 if args.quick else 4.0)
+    rounds = args.rounds if args.rounds else (1 if args.quick else 2)
+    if not 0.2 <= duration <= 120 or not 1 <= rounds <= 10 or not 1 <= args.rate <= 5000:
+        print("bench: need 0.2 <= --duration <= 120, 1 <= --rounds <= 10, 1 <= --rate <= 5000")
+        return 2
+    plan = make_plan(duration, args.rate, rounds)
+    proxy_core, load_core, pinning = _pinning()
+    rows_wanted = targets.selected(args.peers)
+    if args.only:
+        names = {"direct", *(n.strip() for n in args.only.split(","))}
+        rows_wanted = [t for t in rows_wanted if t.name in names]
+    info = report.RunInfo(
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        machine=platform.machine(),
+        cpu=f"{_cpu_model()} ({os.cpu_count()} CPUs)",
+        python=platform.python_version(),
+        versions=_versions(args.peers),
+        durations=plan.describe() + (" — quick smoke run" if args.quick else ""),
+        pinning=pinning,
+        load_before=_loadavg(),
+        load_after="",
+        rate=plan.rate,
+    )
+    print(f"[bench] {plan.describe()}; {pinning}", flush=True)
+    rows: list[report.Row] = []
+    with tempfile.TemporaryDirectory(prefix="fulcrum-bench-") as tmp:
+        log_dir = RESULTS_DIR / "logs"
+        up_port = procs.free_port()
+        upstream = procs.start(
+            "upstream",
+            [sys.executable, "-m", "bench.upstream", "--port", str(up_port), "--model", MODEL],
+            up_port,
+            log_dir,
+            load_core,
+        )
+        try:
+            procs.wait_ready(upstream, "/health", 20.0)
+            ctx = targets.Context(
+                upstream_url=upstream.url,
+                model=MODEL,
+                work_dir=Path(tmp),
+                log_dir=log_dir,
+                proxy_core=proxy_core,
+                repo_root=REPO_ROOT,
+            )
+            rows = _run_rounds(rows_wanted, ctx, upstream, plan, info.notes)
+        except procs.StartError as exc:
+            print(f"bench: the upstream did not start: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            upstream.stop()
+    info.load_after = _loadavg()
+    if proxy_core is None:
+        info.notes.append("cores were not pinned; rows compete with the load generator")
+    text = report.render(info, rows)
+    print("\n" + text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    raw = {"info": dataclasses.asdict(info), "rows": [dataclasses.asdict(r) for r in rows]}
+    args.output.with_suffix(".json").write_text(json.dumps(raw, indent=2, default=str))
+    print(f"[bench] written to {args.output}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Typed gateway configuration: YAML + `${ENV}` interpolation, validated once at start-up.
+
+A mistake is reported as one line that names the key path and the reason (``ConfigError``),
+before anything listens. Everything downstream receives these frozen objects and never reads
+raw dictionaries or the environment again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from fulcrum.errors import ConfigError
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    """Where and how the HTTP server listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    access_log: bool = False
+    shutdown_timeout: float = Field(default=10.0, ge=0)
+
+
+class Timeouts(_Strict):
+    """Upstream timeouts in seconds: connect, time to first token (or response), total."""
+
+    connect: float = Field(default=5.0, gt=0)
+    ttft: float = Field(default=60.0, gt=0)
+    total: float = Field(default=600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Timeouts:
+        if self.ttft > self.total:
+            raise ValueError("ttft must not exceed total")
+        return self
+
+
+class HealthCheck(_Strict):
+    """Active health probe of an upstream (vLLM serves `/health`)."""
+
+    enabled: bool = True
+    path: str = "/health"
+    interval: float = Field(default=10.0, gt=0)
+    timeout: float = Field(default=2.0, gt=0)
+
+
+class DeploymentTags(_Strict):
+    """Descriptive facts about a deployment, used by routing and accounting."""
+
+    region: str | None = None
+    self_hosted: bool = False
+    cost_per_1k_input: float = Field(default=0.0, ge=0)
+    cost_per_1k_output: float = Field(default=0.0, ge=0)
+
+
+class OpenAIDeployment(_Strict):
+    """An OpenAI-compatible upstream: vLLM, or any server speaking the OpenAI API."""
+
+    provider: Literal["openai"]
+    base_url: HttpUrl
+    model: str = Field(min_length=1)
+    api_key: str | None = None
+    timeouts: Timeouts = Timeouts()
+    health_check: HealthCheck = HealthCheck()
+    tags: DeploymentTags = DeploymentTags()
+    max_connections: int = Field(default=1000, gt=0)
+
+    @property
+    def base(self) -> str:
+        """Base URL without a trailing slash, e.g. ``http://host:8000/v1``."""
+        return str(self.base_url).rstrip("/")
+
+    @property
+    def root(self) -> str:
+        """Server root: the base URL without a trailing ``/v1`` (where `/health` lives)."""
+        base = self.base
+        return base[: -len("/v1")] if base.endswith("/v1") else base
+
+
+Deployment = Annotated[OpenAIDeployment, Field(discriminator="provider")]
+
+
+class StaticKey(_Strict):
+    """One API key given in configuration, in clear (from `${ENV}`) or as its SHA-256."""
+
+    tenant: str = Field(min_length=1)
+    key: str | None = Field(default=None, min_length=8)
+    key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StaticKey:
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError("give exactly one of 'key' or 'key_sha256'")
+        return self
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the key: what the authenticator compares."""
+        if self.key_sha256 is not None:
+            return bytes.fromhex(self.key_sha256)
+        assert self.key is not None
+        return hashlib.sha256(self.key.encode()).digest()
+
+
+class GatewayConfig(_Strict):
+    """The whole configuration of one gateway process."""
+
+    server: ServerConfig = ServerConfig()
+    deployments: dict[str, Deployment]
+    models: dict[str, list[str]]
+    auth: Literal["none"] | list[StaticKey]
+
+    @field_validator("deployments")
+    @classmethod
+    def _some_deployments(cls, value: dict[str, Deployment]) -> dict[str, Deployment]:
+        if not value:
+            raise ValueError("at least one deployment is required")
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"invalid deployment name {name!r}")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _some_models(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not value:
+            raise ValueError("at least one model alias is required")
+        for alias, targets in value.items():
+            if not targets:
+                raise ValueError(f"model {alias!r} lists no deployments")
+        return value
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> GatewayConfig:
+        for alias, targets in self.models.items():
+            for index, target in enumerate(targets):
+                if target not in self.deployments:
+                    raise _PathError(
+                        ("models", alias, index),
+                        f"unknown deployment {target!r} (known: {', '.join(self.deployments)})",
+                    )
+        if isinstance(self.auth, list):
+            digests = [entry.digest for entry in self.auth]
+            if len(set(digests)) != len(digests):
+                raise _PathError(("auth",), "the same key is listed twice")
+        return self
+
+
+class _PathError(ValueError):
+    """A cross-field error that knows which key it is about."""
+
+    def __init__(self, path: tuple[str | int, ...], reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+
+def interpolate_env(value: Any, environ: Mapping[str, str], path: str = "") -> Any:
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) in every string of a parsed YAML tree."""
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{path or '<root>'}: environment variable {name} is not set")
+
+        return _ENV_PATTERN.sub(substitute, value)
+    if isinstance(value, dict):
+        return {
+            key: interpolate_env(item, environ, f"{path}.{key}" if path else str(key))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [interpolate_env(item, environ, f"{path}.{i}") for i, item in enumerate(value)]
+    return value
+
+
+_PROVIDER_TAGS = frozenset({"openai"})
+
+
+def _user_location(loc: tuple[int | str, ...]) -> list[str]:
+    """A pydantic location without union-branch tags such as ``list[StaticKey]``."""
+    return [
+        str(part)
+        for part in loc
+        if not (isinstance(part, str) and ("[" in part or part in _PROVIDER_TAGS))
+    ]
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    # With unions, pydantic reports one error per branch: the deepest is the informative one.
+    best = max(error.errors(), key=lambda item: len(_user_location(item["loc"])))
+    location = ".".join(_user_location(best["loc"]))
+    message = best["msg"].removeprefix("Value error, ")
+    if best["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif location == "auth" and best["type"] in {"literal_error", "list_type"}:
+        message = "must be 'none' or a list of {key | key_sha256, tenant} entries"
+    return f"{location or '<root>'}: {message}"
+
+
+def parse_config(raw: Any, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Validate a parsed YAML document (after env interpolation) into a GatewayConfig."""
+    if not isinstance(raw, dict):
+        raise ConfigError("<root>: the configuration must be a mapping")
+    data = interpolate_env(raw, os.environ if environ is None else environ)
+    try:
+        return GatewayConfig.model_validate(data)
+    except _PathError as exc:
+        raise ConfigError(f"{'.'.join(map(str, exc.path))}: {exc.reason}") from None
+    except ValidationError as exc:
+        cause = _path_error_in(exc)
+        if cause is not None:
+            raise ConfigError(f"{'.'.join(map(str, cause.path))}: {cause.reason}") from None
+        raise ConfigError(_format_validation_error(exc)) from None
+
+
+def _path_error_in(exc: ValidationError) -> _PathError | None:
+    for item in exc.errors():
+        ctx = item.get("ctx") or {}
+        cause = ctx.get("error")
+        if isinstance(cause, _PathError):
+            return cause
+    return None
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read, interpolate and validate a YAML configuration file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {file}: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{file}{where}: {problem}") from None
+    return parse_config(raw, environ)

@@ -1,0 +1,218 @@
+"""`fulcrum demo`: two vLLM emulators, the gateway in front, the official SDK driving it.
+
+The emulators run as child processes (the same `fulcrum sim vllm` a user would start); the
+gateway runs in this process. Everything listens on 127.0.0.1 only and every child is stopped
+by its PID on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from fulcrum.app import build_app
+from fulcrum.config import GatewayConfig, parse_config
+from fulcrum.errors import UserError
+from fulcrum.server import configure_logging, install_fast_loop, run_until_stopped, start_site
+
+DEMO_KEY = "sk-fulcrum-demo-key"
+UPSTREAM_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+ALIAS = "llama-3.1-8b"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def demo_config(gateway_port: int, primary: int, secondary: int) -> GatewayConfig:
+    """The demo's configuration: one alias over two emulated vLLM servers."""
+
+    def deployment(port: int) -> dict[str, Any]:
+        return {
+            "provider": "openai",
+            "base_url": f"http://127.0.0.1:{port}/v1",
+            "model": UPSTREAM_MODEL,
+            "timeouts": {"connect": 2, "ttft": 30, "total": 120},
+            "health_check": {"interval": 1},
+            "tags": {
+                "region": "sa-east-1",
+                "self_hosted": True,
+                "cost_per_1k_input": 0.0001,
+                "cost_per_1k_output": 0.0002,
+            },
+        }
+
+    raw = {
+        "server": {"host": "127.0.0.1", "port": gateway_port},
+        "deployments": {
+            "vllm-primary": deployment(primary),
+            "vllm-secondary": deployment(secondary),
+        },
+        "models": {ALIAS: ["vllm-primary", "vllm-secondary"]},
+        "auth": [{"key": DEMO_KEY, "tenant": "demo", "name": "demo-key"}],
+    }
+    return parse_config(raw, environ={})
+
+
+@contextlib.contextmanager
+def emulators(ports: list[int]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Start one `fulcrum sim vllm` per port; stop exactly those processes afterwards."""
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable, "-m", "fulcrum.cli", "sim", "vllm",
+                "--port", str(port), "--model", UPSTREAM_MODEL,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]  # fmt: skip
+    try:
+        for process, port in zip(processes, ports, strict=True):
+            _wait_ready(f"http://127.0.0.1:{port}/health", process)
+        yield processes
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UserError(f"the vLLM emulator exited early (code {process.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.05)
+    raise UserError(f"the vLLM emulator did not become ready at {url}")
+
+
+def _admin(port: int, method: str, faults: dict[str, Any] | None = None) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/admin/faults",
+        data=orjson.dumps(faults) if faults is not None else None,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
+async def _tour(base_url: str, primary_port: int) -> None:
+    """Send a few requests through the official SDK and narrate what happened."""
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=base_url, api_key=DEMO_KEY, max_retries=0)
+    messages: Any = [{"role": "user", "content": "Say hello to the platform team."}]
+
+    raw = await client.chat.completions.with_raw_response.create(
+        model=ALIAS, messages=messages, max_tokens=24
+    )
+    chat = raw.parse()
+    print("\n1. Chat completion through the gateway")
+    print(f"   content:    {chat.choices[0].message.content!r}")
+    print(f"   usage:      {chat.usage.prompt_tokens if chat.usage else '?'} in, "
+          f"{chat.usage.completion_tokens if chat.usage else '?'} out")  # fmt: skip
+    print(f"   served by:  {raw.headers.get('x-fulcrum-deployment')} "
+          f"(request id {raw.headers.get('x-request-id')})")  # fmt: skip
+
+    print("\n2. Streaming (tokens as they arrive)")
+    started = time.monotonic()
+    first: float | None = None
+    stream = await client.chat.completions.create(
+        model=ALIAS, messages=messages, max_tokens=24, stream=True
+    )
+    pieces: list[str] = []
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            if first is None:
+                first = time.monotonic() - started
+            pieces.append(chunk.choices[0].delta.content)
+    print(f"   streamed:   {''.join(pieces)!r}")
+    if first is not None:
+        print(f"   first token after {first * 1000:.0f} ms, {len(pieces)} chunks")
+
+    embedding = await client.embeddings.create(model=ALIAS, input="hybrid fleets")
+    print(f"\n3. Embedding: {len(embedding.data[0].embedding)} dimensions")
+
+    print("\n4. Fallback: the primary vLLM is made 'not ready' (as during a cold start)")
+    _admin(primary_port, "POST", {"not_ready": True})
+    try:
+        raw = await client.chat.completions.with_raw_response.create(
+            model=ALIAS, messages=messages, max_tokens=8
+        )
+        print(f"   served by:  {raw.headers.get('x-fulcrum-deployment')}")
+        print(f"   fallback:   {raw.headers.get('x-fulcrum-fallback') or '(health check already moved it)'}")  # fmt: skip
+    finally:
+        _admin(primary_port, "DELETE")
+    await client.close()
+
+
+def _print_paste_lines(base_url: str) -> None:
+    print(
+        f"""
+The gateway keeps serving at {base_url} until Ctrl-C. Paste these:
+
+  curl -s {base_url}/chat/completions \\
+    -H 'Authorization: Bearer {DEMO_KEY}' -H 'Content-Type: application/json' \\
+    -d '{{"model": "{ALIAS}", "messages": [{{"role": "user", "content": "hi"}}]}}'
+
+  curl -s {base_url.removesuffix("/v1")}/metrics | grep ^fulcrum_
+
+  python -c "from openai import OpenAI; c = OpenAI(base_url='{base_url}', api_key='{DEMO_KEY}'); \\
+print(c.chat.completions.create(model='{ALIAS}', messages=[{{'role': 'user', 'content': 'hi'}}]).choices[0].message.content)"
+""",
+        flush=True,
+    )
+
+
+def run_demo(port: int = 8080, keep_serving: bool = True) -> int:
+    """Entry point of `fulcrum demo`."""
+    configure_logging()
+    for noisy in ("httpx", "httpx2"):  # the SDK's per-request log lines drown the narration
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_fast_loop()
+    primary, secondary = _free_port(), _free_port()
+    config = demo_config(port, primary, secondary)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    print(f"Starting two vLLM emulators on :{primary} and :{secondary} …", flush=True)
+    with emulators([primary, secondary]):
+
+        async def main() -> None:
+            runner = await start_site(build_app(config), "127.0.0.1", port)
+            print(f"Fulcrum listening on http://127.0.0.1:{port}", flush=True)
+            try:
+                await _tour(base_url, primary)
+            except BaseException:
+                await runner.cleanup()
+                raise
+            if not keep_serving:
+                await runner.cleanup()
+                return
+            _print_paste_lines(base_url)
+            await run_until_stopped([runner])
+
+        asyncio.run(main())
+    return 0

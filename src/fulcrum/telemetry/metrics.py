@@ -1,0 +1,111 @@
+"""Prometheus metrics of the gateway, in a registry owned by one app (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from fulcrum.providers.base import Usage
+
+LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class GatewayMetrics:
+    """Every series the gateway exports; later stages add theirs here."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "fulcrum_requests",
+            "Requests by public model, serving deployment and HTTP status.",
+            ["model", "deployment", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "fulcrum_request_duration_seconds",
+            "Total request latency as seen by the gateway.",
+            ["model", "deployment"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "fulcrum_time_to_first_token_seconds",
+            "Time from request arrival to the first streamed byte sent to the client.",
+            ["model", "deployment"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "fulcrum_tokens",
+            "Tokens processed, by kind (input, output, cached).",
+            ["model", "deployment", "kind"],
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "fulcrum_cost_usd",
+            "Upstream cost in USD from the deployment's token prices.",
+            ["model", "deployment"],
+            registry=self.registry,
+        )
+        self.attempts = Counter(
+            "fulcrum_upstream_attempts",
+            "Upstream attempts by deployment and outcome (ok or the failure reason).",
+            ["deployment", "outcome"],
+            registry=self.registry,
+        )
+        self.healthy = Gauge(
+            "fulcrum_deployment_healthy",
+            "1 when the deployment's last health signal was good, else 0.",
+            ["deployment"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "fulcrum_requests_in_flight",
+            "Inference requests being served now.",
+            registry=self.registry,
+        )
+
+    def record_request(
+        self,
+        model: str,
+        deployment: str,
+        status: int,
+        duration: float,
+        ttft: float | None,
+        usage: Usage | None,
+        cost: float,
+    ) -> None:
+        self.requests.labels(model, deployment, str(status)).inc()
+        self.duration.labels(model, deployment).observe(duration)
+        if ttft is not None:
+            self.ttft.labels(model, deployment).observe(ttft)
+        if usage is not None:
+            self.tokens.labels(model, deployment, "input").inc(usage.input_tokens)
+            self.tokens.labels(model, deployment, "output").inc(usage.output_tokens)
+            if usage.cached_tokens:
+                self.tokens.labels(model, deployment, "cached").inc(usage.cached_tokens)
+        if cost:
+            self.cost.labels(model, deployment).inc(cost)
+
+    def set_health(self, deployment: str, healthy: bool) -> None:
+        self.healthy.labels(deployment).set(1 if healthy else 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
