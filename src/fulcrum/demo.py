@@ -164,7 +164,8 @@ async def _tour(base_url: str, primary_port: int) -> None:
             model=ALIAS, messages=messages, max_tokens=8
         )
         print(f"   served by:  {raw.headers.get('x-fulcrum-deployment')}")
-        print(f"   fallback:   {raw.headers.get('x-fulcrum-fallback') or '(health check already moved it)'}")  # fmt: skip
+        fallback = raw.headers.get("x-fulcrum-fallback") or "(health check had already moved it)"
+        print(f"   fallback:   {fallback}")
     finally:
         _admin(primary_port, "DELETE")
     await client.close()
@@ -181,8 +182,10 @@ The gateway keeps serving at {base_url} until Ctrl-C. Paste these:
 
   curl -s {base_url.removesuffix("/v1")}/metrics | grep ^fulcrum_
 
-  python -c "from openai import OpenAI; c = OpenAI(base_url='{base_url}', api_key='{DEMO_KEY}'); \\
-print(c.chat.completions.create(model='{ALIAS}', messages=[{{'role': 'user', 'content': 'hi'}}]).choices[0].message.content)"
+  python -c "from openai import OpenAI
+c = OpenAI(base_url='{base_url}', api_key='{DEMO_KEY}')
+r = c.chat.completions.create(model='{ALIAS}', messages=[{{'role': 'user', 'content': 'hi'}}])
+print(r.choices[0].message.content)"
 """,
         flush=True,
     )

@@ -91,7 +91,7 @@ def test_auth_entry_needs_exactly_one_secret() -> None:
 
 def test_duplicate_key_is_rejected() -> None:
     auth = [{"key": "sk-same-key-1", "tenant": "a"}, {"key": "sk-same-key-1", "tenant": "b"}]
-    with pytest.raises(ConfigError, match="^auth: the same key is listed twice"):
+    with pytest.raises(ConfigError, match=r"^auth: the same key is listed twice"):
         parse_config(minimal(auth=auth), environ={})
 
 

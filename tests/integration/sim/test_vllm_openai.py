@@ -7,15 +7,16 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
 
 from tests.integration.sim.conftest import MODEL
 from tests.integration.sim.helpers import Sim, http
 
-MESSAGES = [
+MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "Name three colours, please."},
 ]
-WEATHER_TOOL = {
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -43,7 +44,7 @@ def _prompt_tokens(vllm: Sim, **body: object) -> int:
 
 
 def test_chat_completion_shape_and_usage(client: openai.OpenAI, vllm: Sim) -> None:
-    result = client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+    result = client.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert result.id.startswith("chatcmpl-")
     assert result.object == "chat.completion"
     assert result.model == MODEL
@@ -61,9 +62,9 @@ def test_chat_completion_shape_and_usage(client: openai.OpenAI, vllm: Sim) -> No
 
 
 def test_identical_requests_get_identical_content(client: openai.OpenAI) -> None:
-    first = client.chat.completions.create(model=MODEL, messages=MESSAGES, seed=3)  # type: ignore[arg-type]
-    second = client.chat.completions.create(model=MODEL, messages=MESSAGES, seed=3)  # type: ignore[arg-type]
-    other = client.chat.completions.create(model=MODEL, messages=MESSAGES, seed=4)  # type: ignore[arg-type]
+    first = client.chat.completions.create(model=MODEL, messages=MESSAGES, seed=3)
+    second = client.chat.completions.create(model=MODEL, messages=MESSAGES, seed=3)
+    other = client.chat.completions.create(model=MODEL, messages=MESSAGES, seed=4)
     assert first.choices[0].message.content == second.choices[0].message.content
     assert first.choices[0].message.content != other.choices[0].message.content
 
@@ -71,8 +72,8 @@ def test_identical_requests_get_identical_content(client: openai.OpenAI) -> None
 def test_stream_content_equals_non_stream_content_and_has_no_usage_unless_asked(
     client: openai.OpenAI,
 ) -> None:
-    full = client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
-    chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))  # type: ignore[arg-type]
+    full = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
     assert chunks[0].choices[0].delta.role == "assistant"
     assert all(c.usage is None for c in chunks)
     assert all(len(c.choices) == 1 for c in chunks)
@@ -87,11 +88,11 @@ def test_stream_content_equals_non_stream_content_and_has_no_usage_unless_asked(
 
 
 def test_stream_with_include_usage_ends_with_a_usage_chunk(client: openai.OpenAI) -> None:
-    full = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=7)  # type: ignore[arg-type]
+    full = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=7)
     chunks = list(
         client.chat.completions.create(
             model=MODEL,
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             max_tokens=7,
             stream=True,
             stream_options={"include_usage": True},
@@ -109,7 +110,7 @@ def test_stream_with_include_usage_ends_with_a_usage_chunk(client: openai.OpenAI
 def test_max_tokens_gives_finish_length(client: openai.OpenAI) -> None:
     result = client.chat.completions.create(
         model=MODEL,
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
         max_completion_tokens=5,
     )
     assert result.choices[0].finish_reason == "length"
@@ -117,11 +118,11 @@ def test_max_tokens_gives_finish_length(client: openai.OpenAI) -> None:
 
 
 def test_stop_string_finishes_with_stop_reason(client: openai.OpenAI) -> None:
-    free = client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+    free = client.chat.completions.create(model=MODEL, messages=MESSAGES)
     content = free.choices[0].message.content
     assert content is not None
     stop = content.split(" ")[3]
-    result = client.chat.completions.create(model=MODEL, messages=MESSAGES, stop=[stop])  # type: ignore[arg-type]
+    result = client.chat.completions.create(model=MODEL, messages=MESSAGES, stop=[stop])
     choice = result.choices[0]
     assert choice.finish_reason == "stop"
     assert choice.model_extra is not None and choice.model_extra["stop_reason"] == stop
@@ -129,12 +130,10 @@ def test_stop_string_finishes_with_stop_reason(client: openai.OpenAI) -> None:
 
 
 def test_n_choices(client: openai.OpenAI) -> None:
-    result = client.chat.completions.create(model=MODEL, messages=MESSAGES, n=3)  # type: ignore[arg-type]
+    result = client.chat.completions.create(model=MODEL, messages=MESSAGES, n=3)
     assert [c.index for c in result.choices] == [0, 1, 2]
     assert len({c.message.content for c in result.choices}) == 3
-    chunks = list(
-        client.chat.completions.create(model=MODEL, messages=MESSAGES, n=3, stream=True)  # type: ignore[arg-type]
-    )
+    chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES, n=3, stream=True))
     for choice in result.choices:
         streamed = "".join(
             c.choices[0].delta.content or ""
@@ -147,7 +146,7 @@ def test_n_choices(client: openai.OpenAI) -> None:
 def test_logprobs_structure(client: openai.OpenAI) -> None:
     result = client.chat.completions.create(
         model=MODEL,
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
         logprobs=True,
         top_logprobs=3,
         max_tokens=4,
@@ -165,8 +164,8 @@ def test_logprobs_structure(client: openai.OpenAI) -> None:
 def test_required_tool_choice_returns_a_tool_call(client: openai.OpenAI) -> None:
     result = client.chat.completions.create(
         model=MODEL,
-        messages=MESSAGES,  # type: ignore[arg-type]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        messages=MESSAGES,
+        tools=[WEATHER_TOOL],
         tool_choice="required",
     )
     choice = result.choices[0]
@@ -183,8 +182,8 @@ def test_required_tool_choice_returns_a_tool_call(client: openai.OpenAI) -> None
     chunks = list(
         client.chat.completions.create(
             model=MODEL,
-            messages=MESSAGES,  # type: ignore[arg-type]
-            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+            messages=MESSAGES,
+            tools=[WEATHER_TOOL],
             tool_choice="required",
             stream=True,
         )
@@ -205,19 +204,20 @@ def test_required_tool_choice_returns_a_tool_call(client: openai.OpenAI) -> None
 def test_named_tool_choice(client: openai.OpenAI) -> None:
     result = client.chat.completions.create(
         model=MODEL,
-        messages=MESSAGES,  # type: ignore[arg-type]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        messages=MESSAGES,
+        tools=[WEATHER_TOOL],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
     )
     calls = result.choices[0].message.tool_calls
-    assert calls is not None and calls[0].function.name == "get_weather"
+    assert calls is not None and calls[0].type == "function"
+    assert calls[0].function.name == "get_weather"
     assert result.choices[0].finish_reason == "stop"  # vLLM: named function → "stop"
 
 
 def test_json_schema_response_format(client: openai.OpenAI) -> None:
     result = client.chat.completions.create(
         model=MODEL,
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
         response_format={
             "type": "json_schema",
             "json_schema": {
@@ -271,7 +271,7 @@ def test_models_list(client: openai.OpenAI) -> None:
 
 def test_unknown_model_is_404_with_vllm_error_shape(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
-        client.chat.completions.create(model="no/such-model", messages=MESSAGES)  # type: ignore[arg-type]
+        client.chat.completions.create(model="no/such-model", messages=MESSAGES)
     assert info.value.status_code == 404
     assert info.value.body == {
         "message": "The model `no/such-model` does not exist.",
@@ -282,12 +282,12 @@ def test_unknown_model_is_404_with_vllm_error_shape(client: openai.OpenAI) -> No
 
 
 def test_prompt_over_max_model_len_is_400(client: openai.OpenAI) -> None:
-    long = [{"role": "user", "content": "word " * 600}]
+    long: list[ChatCompletionMessageParam] = [{"role": "user", "content": "word " * 600}]
     with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(model=MODEL, messages=long)  # type: ignore[arg-type]
+        client.chat.completions.create(model=MODEL, messages=long)
     body = info.value.body
     assert isinstance(body, dict)
     assert body["type"] == "BadRequestError" and body["code"] == 400
     assert "maximum context length is 512 tokens" in body["message"]
     with pytest.raises(openai.BadRequestError, match="too large"):
-        client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=510)  # type: ignore[arg-type]
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=510)

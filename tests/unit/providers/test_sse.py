@@ -70,7 +70,10 @@ def test_usage_chunk_forwarded_verbatim_when_client_asked() -> None:
 
 
 def test_usage_removed_from_a_chunk_that_also_has_choices() -> None:
-    event = b'data: {"choices":[{"index":0,"delta":{}}],"usage":{"prompt_tokens":2,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":1}}}\n\n'
+    event = (
+        b'data: {"choices":[{"index":0,"delta":{}}],"usage":{"prompt_tokens":2,'
+        b'"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":1}}}\n\n'
+    )
     usage, forwarded = take_usage(event, forward_usage=False)
     assert usage == Usage(input_tokens=2, output_tokens=1, cached_tokens=1)
     assert forwarded is not None

@@ -72,7 +72,7 @@ def test_ignore_eos_generates_exactly_max_tokens() -> None:
     out = gen.text_output(_seed(), gen.Limits(max_tokens=300, ignore_eos=True), NATURAL)
     assert out.num_tokens == 300
     assert out.finish_reason == "length"
-    assert gen.EOS_TEXT not in out.tokens
+    assert tok.EOS_TEXT not in out.tokens
 
 
 def test_min_tokens_postpones_eos() -> None:

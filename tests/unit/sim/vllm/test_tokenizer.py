@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from fulcrum.sim.vllm import tokenizer as tok
@@ -59,7 +61,7 @@ def test_chat_prompt_counts_text_parts_names_and_tools() -> None:
 
 @pytest.mark.parametrize("with_tools", [False, True])
 def test_chat_token_strings_match_the_count(with_tools: bool) -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": "What is the weather in Paris?"},
         {"role": "assistant", "content": None, "tool_calls": [{"id": "x", "type": "function"}]},
         {"role": "tool", "content": "sunny", "tool_call_id": "call-1"},
