@@ -87,6 +87,9 @@ class GatewayApi:
             except ApiError as exc:
                 await pipeline.account(ctx, exc.status, None)
                 return self._error(exc, ctx)
+            except asyncio.CancelledError:
+                await pipeline.account(ctx, CLIENT_CLOSED, None)  # client left while waiting
+                raise
             if inference.stream:
                 return await self._write_stream(http, ctx, stream)
             await pipeline.account(ctx, 200, completion.usage)

@@ -80,9 +80,10 @@ class OpenAICompatProvider:
         return response
 
     async def complete(self, request: InferenceRequest, request_id: str) -> Completion:
+        # No time-to-first-token bound here: a non-streaming answer's headers arrive only
+        # when generation is complete, so only the total timeout is meaningful.
         try:
-            async with asyncio.timeout(self._ttft):
-                response = await self._post(request, request_id)
+            response = await self._post(request, request_id)
             try:
                 body = await response.read()
             finally:

@@ -76,6 +76,7 @@ class GatewayMetrics:
             ["deployment"],
             registry=self.registry,
         )
+        self._series: dict[tuple[str, str], _RequestSeries] = {}
         self.in_flight = Gauge(
             "fulcrum_requests_in_flight",
             "Inference requests being served now.",
@@ -92,20 +93,51 @@ class GatewayMetrics:
         usage: Usage | None,
         cost: float,
     ) -> None:
-        self.requests.labels(model, deployment, str(status)).inc()
-        self.duration.labels(model, deployment).observe(duration)
+        series = self._series.get((model, deployment))
+        if series is None:
+            series = self._series[(model, deployment)] = _RequestSeries(self, model, deployment)
+        counter = series.by_status.get(status)
+        if counter is None:
+            counter = series.by_status[status] = self.requests.labels(
+                model, deployment, str(status)
+            )
+        counter.inc()
+        series.duration.observe(duration)
         if ttft is not None:
-            self.ttft.labels(model, deployment).observe(ttft)
+            series.ttft.observe(ttft)
         if usage is not None:
-            self.tokens.labels(model, deployment, "input").inc(usage.input_tokens)
-            self.tokens.labels(model, deployment, "output").inc(usage.output_tokens)
+            series.input_tokens.inc(usage.input_tokens)
+            series.output_tokens.inc(usage.output_tokens)
             if usage.cached_tokens:
-                self.tokens.labels(model, deployment, "cached").inc(usage.cached_tokens)
+                series.cached_tokens.inc(usage.cached_tokens)
         if cost:
-            self.cost.labels(model, deployment).inc(cost)
+            series.cost.inc(cost)
 
     def set_health(self, deployment: str, healthy: bool) -> None:
         self.healthy.labels(deployment).set(1 if healthy else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _RequestSeries:
+    """The labelled children of one (model, deployment), looked up once instead of per request."""
+
+    __slots__ = (
+        "by_status",
+        "cached_tokens",
+        "cost",
+        "duration",
+        "input_tokens",
+        "output_tokens",
+        "ttft",
+    )
+
+    def __init__(self, metrics: GatewayMetrics, model: str, deployment: str) -> None:
+        self.by_status: dict[int, Counter] = {}
+        self.duration = metrics.duration.labels(model, deployment)
+        self.ttft = metrics.ttft.labels(model, deployment)
+        self.input_tokens = metrics.tokens.labels(model, deployment, "input")
+        self.output_tokens = metrics.tokens.labels(model, deployment, "output")
+        self.cached_tokens = metrics.tokens.labels(model, deployment, "cached")
+        self.cost = metrics.cost.labels(model, deployment)
