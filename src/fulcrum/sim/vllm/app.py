@@ -180,9 +180,8 @@ class VllmSim:
                     for step in range(steps):
                         if step:
                             await run.next_token()
-                        self.scheduler.add_generated(
-                            ticket, sum(1 for c in token_counts if c > step)
-                        )
+                        active = width if width == 1 else sum(1 for c in token_counts if c > step)
+                        self.scheduler.add_generated(ticket, active)
                         done = step + 1
                         if on_step is not None:
                             await on_step(step)
@@ -207,21 +206,30 @@ class VllmSim:
         tail_events: Callable[[], list[bytes]],
     ) -> web.StreamResponse:
         """Send a generation as SSE, with vLLM's headers, honouring cut-stream and disconnects."""
+        cut = self.faults.faults.cut_stream_after_chunks
+        if self.timing.zero and cut is None:
+            # Nothing to pace: one chunked body, written with the headers in one go.
+            await self._generate(arrival, prompt_tokens, token_counts, reasons, None)
+            events = [
+                e for step in range(streams.steps_of(token_counts)) for e in step_events(step)
+            ]
+            events.extend(tail_events())
+            whole = web.Response(
+                body=b"".join(events), headers={"Content-Type": wire.SSE_CONTENT_TYPE}
+            )
+            whole.enable_chunked_encoding()
+            return whole
+
         response = web.StreamResponse(headers={"Content-Type": wire.SSE_CONTENT_TYPE})
         await response.prepare(request)
-        writer = SseWriter(response, self.faults.faults.cut_stream_after_chunks)
-        pending: list[bytes] = []
+        writer = SseWriter(response, cut)
 
         async def on_step(step: int) -> None:
-            if self.timing.zero:
-                pending.extend(step_events(step))  # one write for the whole stream
-            else:
-                await writer.send(step_events(step))
+            await writer.send(step_events(step))
 
         try:
             await self._generate(arrival, prompt_tokens, token_counts, reasons, on_step)
-            pending.extend(tail_events())
-            await writer.send(pending)
+            await writer.send(tail_events())
         except StreamCut:
             transport = request.transport
             if transport is not None:
@@ -234,10 +242,11 @@ class VllmSim:
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         arrival = time.monotonic()
+        raw = await request.read()  # read first: keep-alive must survive injected errors
         if self.faults.faults.affects_requests and (early := await self._gate()) is not None:
             return early
         try:
-            data = parse_json_object(await request.read())
+            data = parse_json_object(raw)
             chat = parse_chat(data, self.settings.auto_tool_choice)
             self._check_model(chat.model)
             plan = planner.plan_chat(chat, self.settings)
@@ -252,14 +261,16 @@ class VllmSim:
             meta = streams.StreamMeta(
                 request_id, created, model, plan.prompt_tokens, chat.sampling.continuous_usage
             )
+            chat_stream = streams.ChatStream(meta, plan.choices)
+            include_usage = chat.sampling.include_usage
             return await self._stream(
                 request,
                 arrival,
                 plan.prompt_tokens,
                 counts,
                 reasons,
-                lambda step: streams.chat_step(meta, plan.choices, step),
-                lambda: streams.chat_tail(meta, plan.choices, chat.sampling.include_usage),
+                chat_stream.step,
+                lambda: chat_stream.tail(include_usage),
             )
         await self._generate(arrival, plan.prompt_tokens, counts, reasons, None)
         body = wire.chat_completion(request_id, created, model, plan.choices, plan.prompt_tokens)
@@ -267,10 +278,11 @@ class VllmSim:
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         arrival = time.monotonic()
+        raw = await request.read()  # read first: keep-alive must survive injected errors
         if self.faults.faults.affects_requests and (early := await self._gate()) is not None:
             return early
         try:
-            data = parse_json_object(await request.read())
+            data = parse_json_object(raw)
             req = parse_completion(data)
             self._check_model(req.model)
             plan = planner.plan_completion(req, self.settings)
@@ -285,19 +297,16 @@ class VllmSim:
             meta = streams.StreamMeta(
                 request_id, created, model, plan.prompt_tokens, req.sampling.continuous_usage
             )
-            offsets = (
-                [streams.text_offsets(c) for c in plan.choices]
-                if req.sampling.logprobs is not None
-                else None
-            )
+            text_stream = streams.CompletionStream(meta, plan.choices)
+            include_usage = req.sampling.include_usage
             return await self._stream(
                 request,
                 arrival,
                 plan.prompt_tokens,
                 counts,
                 reasons,
-                lambda step: streams.completion_step(meta, plan.choices, step, offsets),
-                lambda: streams.completion_tail(meta, plan.choices, req.sampling.include_usage),
+                text_stream.step,
+                lambda: text_stream.tail(include_usage),
             )
         await self._generate(arrival, plan.prompt_tokens, counts, reasons, None)
         body = wire.completion(request_id, created, model, plan.choices, plan.prompt_tokens)
@@ -305,10 +314,11 @@ class VllmSim:
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         arrival = time.monotonic()
+        raw = await request.read()  # read first: keep-alive must survive injected errors
         if self.faults.faults.affects_requests and (early := await self._gate()) is not None:
             return early
         try:
-            data = parse_json_object(await request.read())
+            data = parse_json_object(raw)
             req = parse_embedding(data)
             self._check_model(req.model)
             plan = planner.plan_embedding(req, self.settings)

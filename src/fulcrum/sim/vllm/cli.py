@@ -46,12 +46,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--access-log", action="store_true", help="log every request to stdout")
 
     engine = parser.add_argument_group("engine and timing model")
-    engine.add_argument("--max-model-len", type=int, default=d.max_model_len)
-    engine.add_argument("--max-num-seqs", type=int, default=d.max_num_seqs)
-    engine.add_argument("--kv-cache-tokens", type=int, default=d.kv_cache_tokens)
-    engine.add_argument("--prefill-ms-per-token", type=float, default=d.prefill_ms_per_token)
-    engine.add_argument("--itl-ms", type=float, default=d.itl_ms)
-    engine.add_argument("--itl-ms-per-seq", type=float, default=d.itl_ms_per_seq)
+    engine.add_argument(
+        "--max-model-len",
+        type=int,
+        default=d.max_model_len,
+        help=f"context length: prompt + max_tokens must fit (default {d.max_model_len})",
+    )
+    engine.add_argument(
+        "--max-num-seqs",
+        type=int,
+        default=d.max_num_seqs,
+        help=f"sequences running at once; the rest queue FIFO (default {d.max_num_seqs})",
+    )
+    engine.add_argument(
+        "--kv-cache-tokens",
+        type=int,
+        default=d.kv_cache_tokens,
+        help=f"KV-cache capacity in tokens (default {d.kv_cache_tokens})",
+    )
+    engine.add_argument(
+        "--prefill-ms-per-token",
+        type=float,
+        default=d.prefill_ms_per_token,
+        help=f"prefill time per prompt token (default {d.prefill_ms_per_token})",
+    )
+    engine.add_argument(
+        "--itl-ms",
+        type=float,
+        default=d.itl_ms,
+        help=f"inter-token latency with one sequence running (default {d.itl_ms})",
+    )
+    engine.add_argument(
+        "--itl-ms-per-seq",
+        type=float,
+        default=d.itl_ms_per_seq,
+        help=f"extra inter-token latency per other running sequence (default {d.itl_ms_per_seq})",
+    )
     engine.add_argument(
         "--speed", type=float, default=d.speed, help="divide every delay by this factor"
     )
@@ -60,9 +90,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     output = parser.add_argument_group("output")
-    output.add_argument("--min-output-tokens", type=int, default=d.min_output_tokens)
-    output.add_argument("--max-output-tokens", type=int, default=d.max_output_tokens)
-    output.add_argument("--embedding-dim", type=int, default=d.embedding_dim)
+    output.add_argument(
+        "--min-output-tokens",
+        type=int,
+        default=d.min_output_tokens,
+        help=f"shortest natural reply, before EOS (default {d.min_output_tokens})",
+    )
+    output.add_argument(
+        "--max-output-tokens",
+        type=int,
+        default=d.max_output_tokens,
+        help=f"longest natural reply, before EOS (default {d.max_output_tokens})",
+    )
+    output.add_argument(
+        "--embedding-dim",
+        type=int,
+        default=d.embedding_dim,
+        help=f"embedding vector size (default {d.embedding_dim})",
+    )
     output.add_argument(
         "--no-auto-tool-choice",
         dest="auto_tool_choice",

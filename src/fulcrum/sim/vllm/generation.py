@@ -10,6 +10,7 @@ truncates (a shorter limit yields a prefix of a longer one). Stop strings, ``min
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -92,21 +93,44 @@ def natural_length(seed: int, min_tokens: int, max_tokens: int) -> int:
     return min_tokens + mix64(seed ^ 0x5EED) % span
 
 
-def word_tokens(seed: int, count: int, start: int = 0, first: bool = True) -> list[str]:
-    """``count`` word/comma tokens of the stream for ``seed`` (a space precedes each word).
+_VALUES_PER_BLOCK = 32
 
-    ``start`` shifts the stream position, so continuations never repeat earlier tokens.
+
+def stream_values(seed: int, start: int, count: int) -> list[int]:
+    """16-bit values ``start .. start+count-1`` of the pseudo-random stream for ``seed``.
+
+    Each BLAKE2b block yields 32 values, so a whole reply costs a couple of hash calls; value
+    ``k`` depends only on (seed, k), which keeps every prefix stable.
+    """
+    if count <= 0:
+        return []
+    key = (seed & _MASK64).to_bytes(8, "little")
+    first = start // _VALUES_PER_BLOCK
+    last = (start + count - 1) // _VALUES_PER_BLOCK
+    values: list[int] = []
+    for block in range(first, last + 1):
+        digest = hashlib.blake2b(block.to_bytes(8, "little"), key=key, digest_size=64).digest()
+        values.extend(struct.unpack("<32H", digest))
+    skip = start - first * _VALUES_PER_BLOCK
+    return values[skip : skip + count]
+
+
+def word_tokens(seed: int, count: int, start: int = 0, first: bool = True) -> list[str]:
+    """``count`` word/comma tokens at positions ``start..`` of the stream for ``seed``.
+
+    A space precedes every word except the very first of a text (``first``); a comma never
+    follows a comma or opens a run.
     """
     out: list[str] = []
-    state = seed ^ ((start * _GOLDEN) & _MASK64)
     prev_comma = True
-    for _ in range(count):
-        state = mix64(state)
-        if not prev_comma and state % _COMMA_ONE_IN == 0:
+    vocab = VOCAB
+    size = len(vocab)
+    for value in stream_values(seed, start, count):
+        if not prev_comma and value % _COMMA_ONE_IN == 0:
             out.append(",")
             prev_comma = True
             continue
-        word = VOCAB[(state >> 16) % len(VOCAB)]
+        word = vocab[(value >> 4) % size]
         out.append(word if first else " " + word)
         first = False
         prev_comma = False
@@ -119,10 +143,11 @@ def sentence_tokens(seed: int, count: int, natural_len: int) -> list[str]:
     Tokens past the natural end (``ignore_eos`` / ``min_tokens``) continue with more words.
     """
     body = max(0, natural_len - 1)
-    out = word_tokens(seed, body)
-    if out and out[-1] == ",":
-        out[-1] = " so"  # never end a sentence with ",."
-    out.append(".")
+    out = word_tokens(seed, min(count, body))
+    if len(out) == body and out and out[-1] == ",":
+        out[-1] = " so"  # never end a sentence with ",."; only ever touches position body-1
+    if count > body:
+        out.append(".")
     if count > natural_len:
         out.extend(word_tokens(seed, count - natural_len, start=natural_len, first=False))
     return out[:count]
@@ -229,8 +254,9 @@ def _truncate_pieces(toks: Sequence[str], keep_chars: int) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def text_output(seed: int, limits: Limits, natural_range: tuple[int, int]) -> ChoiceOutput:
-    """Free-text output for one choice."""
+    """Free-text output for one choice (memoised: load tests repeat the same requests)."""
     natural = natural_length(seed, *natural_range)
     wanted = limits.max_tokens if limits.ignore_eos else max(natural, limits.min_tokens)
     raw = sentence_tokens(seed, min(wanted, max(0, limits.max_tokens)), natural)

@@ -2,18 +2,29 @@
 
 Names and buckets follow vLLM's V1 ``PrometheusStatLogger`` (``vllm/v1/metrics/loggers.py``
 and ``vllm/v1/metrics/buckets.py``): every series carries ``model_name`` and ``engine`` labels,
-counters are declared without ``_total`` (prometheus_client appends it), and
-``request_success`` has a ``finished_reason`` label pre-created for every reason. Each app gets
-its own :class:`CollectorRegistry`, never the global one, so several emulators can share a
-process in tests. Gauges are read from the scheduler at scrape time.
+counters are exposed as ``<name>_total`` (with ``_created``, as prometheus_client does for
+vLLM), and ``request_success`` has a ``finished_reason`` series pre-created for every reason.
+
+Recording happens on the request hot path, so values live in plain Python numbers and a
+custom collector turns them into metric families only when ``/metrics`` is scraped. Each
+emulator has its own :class:`CollectorRegistry`, never the global one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
 
 from fulcrum.sim.vllm.engine import Snapshot
 
@@ -29,6 +40,7 @@ TIME_TO_FIRST_TOKEN_BUCKETS = (
 )  # fmt: skip
 FINISHED_REASONS = ("stop", "length", "abort", "error")
 ENGINE = "0"
+LABELS = ["model_name", "engine"]
 
 
 def one_two_five_buckets(max_value: int) -> list[float]:
@@ -44,98 +56,55 @@ def one_two_five_buckets(max_value: int) -> list[float]:
         scale *= 10
 
 
-class VllmMetrics:
+def _le(bound: float) -> str:
+    """A bucket bound spelled as prometheus_client spells it ("0.25", "10.0", "+Inf")."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+class Histogram:
+    """A cheap histogram: one bisect and two additions per observation."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last slot is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            out.append((_le(bound), float(running)))
+        return out
+
+
+class VllmMetrics(Collector):
     """The emulator's metric families, bound to one model name."""
 
     def __init__(self, model_name: str, max_model_len: int) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        names = ["model_name", "engine"]
-        values = (model_name, ENGINE)
-        reg = self.registry
-
-        self.running = Gauge(
-            "vllm:num_requests_running",
-            "Number of requests in model execution batches.",
-            names,
-            registry=reg,
-        ).labels(*values)
-        self.waiting = Gauge(
-            "vllm:num_requests_waiting",
-            "Number of requests waiting to be processed.",
-            names,
-            registry=reg,
-        ).labels(*values)
-        self.kv_usage = Gauge(
-            "vllm:kv_cache_usage_perc",
-            "KV-cache usage. 1 means 100 percent usage.",
-            names,
-            registry=reg,
-        ).labels(*values)
-        self.gpu_cache_usage = Gauge(
-            "vllm:gpu_cache_usage_perc",
-            "GPU KV-cache usage. 1 means 100 percent usage."
-            "DEPRECATED: Use vllm:kv_cache_usage_perc instead.",
-            names,
-            registry=reg,
-        ).labels(*values)
-        self.preemptions = Counter(
-            "vllm:num_preemptions",
-            "Cumulative number of preemption from the engine.",
-            names,
-            registry=reg,
-        ).labels(*values)
-        self.prompt_tokens = Counter(
-            "vllm:prompt_tokens", "Number of prefill tokens processed.", names, registry=reg
-        ).labels(*values)
-        self.generation_tokens = Counter(
-            "vllm:generation_tokens",
-            "Number of generation tokens processed.",
-            names,
-            registry=reg,
-        ).labels(*values)
-        success = Counter(
-            "vllm:request_success",
-            "Count of successfully processed requests.",
-            [*names, "finished_reason"],
-            registry=reg,
-        )
-        self.success = {r: success.labels(*values, r) for r in FINISHED_REASONS}
+        self.model_name = model_name
+        self.created = time.time()
+        self.snapshot = Snapshot(0, 0, 0, 1)
+        self.prompt_tokens = 0
+        self.generation_tokens = 0
+        self.preemptions = 0
+        self.success = dict.fromkeys(FINISHED_REASONS, 0)
         token_buckets = one_two_five_buckets(max_model_len)
-        self.request_prompt_tokens = Histogram(
-            "vllm:request_prompt_tokens",
-            "Number of prefill tokens processed.",
-            names,
-            registry=reg,
-            buckets=token_buckets,
-        ).labels(*values)
-        self.request_generation_tokens = Histogram(
-            "vllm:request_generation_tokens",
-            "Number of generation tokens processed.",
-            names,
-            registry=reg,
-            buckets=token_buckets,
-        ).labels(*values)
-        self.ttft = Histogram(
-            "vllm:time_to_first_token_seconds",
-            "Histogram of time to first token in seconds.",
-            names,
-            registry=reg,
-            buckets=TIME_TO_FIRST_TOKEN_BUCKETS,
-        ).labels(*values)
-        self.e2e = Histogram(
-            "vllm:e2e_request_latency_seconds",
-            "Histogram of e2e request latency in seconds.",
-            names,
-            registry=reg,
-            buckets=REQUEST_LATENCY_BUCKETS,
-        ).labels(*values)
-        self.queue_time = Histogram(
-            "vllm:request_queue_time_seconds",
-            "Histogram of time spent in WAITING phase for request.",
-            names,
-            registry=reg,
-            buckets=REQUEST_LATENCY_BUCKETS,
-        ).labels(*values)
+        self.request_prompt_tokens = Histogram(token_buckets)
+        self.request_generation_tokens = Histogram(token_buckets)
+        self.ttft = Histogram(TIME_TO_FIRST_TOKEN_BUCKETS)
+        self.e2e = Histogram(REQUEST_LATENCY_BUCKETS)
+        self.queue_time = Histogram(REQUEST_LATENCY_BUCKETS)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    # ----------------------------------------------------------- recording
 
     def first_token(self, ttft_seconds: float) -> None:
         self.ttft.observe(ttft_seconds)
@@ -150,26 +119,104 @@ class VllmMetrics:
         reasons: Iterable[str],
     ) -> None:
         """Record a request that ran to its end (or was aborted, with ``reasons`` "abort")."""
-        generated = list(generated_tokens)
-        total = sum(generated)
-        self.prompt_tokens.inc(prompt_tokens)
-        if total:
-            self.generation_tokens.inc(total)
+        self.prompt_tokens += prompt_tokens
+        for count in generated_tokens:
+            self.generation_tokens += count
+            self.request_generation_tokens.observe(count)
         for reason in reasons:
-            counter = self.success.get(reason)
-            if counter is not None:
-                counter.inc()
+            if reason in self.success:
+                self.success[reason] += 1
         self.e2e.observe(e2e_seconds)
         self.queue_time.observe(queue_seconds)
         self.request_prompt_tokens.observe(prompt_tokens)
-        for count in generated:
-            self.request_generation_tokens.observe(count)
+
+    # ------------------------------------------------------------ exposing
 
     def render(self, snapshot: Snapshot) -> bytes:
         """The text exposition, with gauges taken from ``snapshot``."""
-        self.running.set(snapshot.running)
-        self.waiting.set(snapshot.waiting)
-        usage = snapshot.kv_usage
-        self.kv_usage.set(usage)
-        self.gpu_cache_usage.set(usage)
+        self.snapshot = snapshot
         return generate_latest(self.registry)
+
+    def collect(self) -> Iterator[Metric]:
+        values = [self.model_name, ENGINE]
+        snap = self.snapshot
+        for name, doc, value in (
+            (
+                "vllm:num_requests_running",
+                "Number of requests in model execution batches.",
+                snap.running,
+            ),
+            (
+                "vllm:num_requests_waiting",
+                "Number of requests waiting to be processed.",
+                snap.waiting,
+            ),
+            (
+                "vllm:kv_cache_usage_perc",
+                "KV-cache usage. 1 means 100 percent usage.",
+                snap.kv_usage,
+            ),
+            (
+                "vllm:gpu_cache_usage_perc",
+                "GPU KV-cache usage. 1 means 100 percent usage."
+                "DEPRECATED: Use vllm:kv_cache_usage_perc instead.",
+                snap.kv_usage,
+            ),
+        ):
+            gauge = GaugeMetricFamily(name, doc, labels=LABELS)
+            gauge.add_metric(values, float(value))
+            yield gauge
+        for name, doc, total in (
+            (
+                "vllm:num_preemptions",
+                "Cumulative number of preemption from the engine.",
+                self.preemptions,
+            ),
+            ("vllm:prompt_tokens", "Number of prefill tokens processed.", self.prompt_tokens),
+            (
+                "vllm:generation_tokens",
+                "Number of generation tokens processed.",
+                self.generation_tokens,
+            ),
+        ):
+            counter = CounterMetricFamily(name, doc, labels=LABELS)
+            counter.add_metric(values, float(total), created=self.created)
+            yield counter
+        success = CounterMetricFamily(
+            "vllm:request_success",
+            "Count of successfully processed requests.",
+            labels=[*LABELS, "finished_reason"],
+        )
+        for reason, count in self.success.items():
+            success.add_metric([*values, reason], float(count), created=self.created)
+        yield success
+        for name, doc, histogram in (
+            (
+                "vllm:request_prompt_tokens",
+                "Number of prefill tokens processed.",
+                self.request_prompt_tokens,
+            ),
+            (
+                "vllm:request_generation_tokens",
+                "Number of generation tokens processed.",
+                self.request_generation_tokens,
+            ),
+            (
+                "vllm:time_to_first_token_seconds",
+                "Histogram of time to first token in seconds.",
+                self.ttft,
+            ),
+            (
+                "vllm:e2e_request_latency_seconds",
+                "Histogram of e2e request latency in seconds.",
+                self.e2e,
+            ),
+            (
+                "vllm:request_queue_time_seconds",
+                "Histogram of time spent in WAITING phase for request.",
+                self.queue_time,
+            ),
+        ):
+            family = HistogramMetricFamily(name, doc, labels=LABELS)
+            family.add_metric(values, histogram.cumulative(), histogram.total)
+            yield family

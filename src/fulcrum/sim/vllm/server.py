@@ -73,7 +73,7 @@ def _access_logger(enabled: bool) -> logging.Logger | None:
 
 
 async def serve(settings: Settings, initial_faults: Faults | None = None) -> None:
-    """Run the emulator until SIGINT/SIGTERM."""
+    """Run the emulator until SIGINT/SIGTERM, which drops open connections and exits."""
     sim = VllmSim(settings)
     access_log = _access_logger(settings.access_log)
     main_runner = web.AppRunner(
@@ -120,6 +120,8 @@ async def serve(settings: Settings, initial_faults: Faults | None = None) -> Non
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        # Like a killed engine: drop in-flight requests instead of draining them.
+        await listener.set_refusing(True, None)
     finally:
         await main_runner.cleanup()
         if admin_runner is not None:
