@@ -5,8 +5,8 @@ one never disturb the tests that use another):
 
 - ``vllm-a``: the main emulator, no latency, ``--max-model-len 1024`` (aliases ``llama`` and,
   behind a dead deployment, ``fallback``).
-- ``vllm-slow``: a no-latency emulator whose faults add latency; ``ttft`` timeout 0.3 s
-  (alias ``slow``).
+- ``vllm-slow``: a no-latency emulator whose faults add latency; ``ttft`` timeout 0.3 s and
+  ``total`` 1.5 s (alias ``slow``).
 - ``vllm-faulty``: a no-latency emulator whose faults cut streams or fail requests while its
   ``/health`` stays good (aliases ``faulty`` and, before ``vllm-a``, ``flaky``).
 - ``vllm-paced``: an emulator with its realistic token latency, for long streams (alias
@@ -35,8 +35,9 @@ from tests.support.servers import free_port
 MAIN_MAX_MODEL_LEN = 1024
 #: The shared gateway's request body limit (the 413 test sends more than this).
 MAX_BODY_BYTES = 256 * 1024
-#: The ``ttft`` timeout of the ``slow`` deployment.
+#: The ``ttft`` and ``total`` timeouts of the ``slow`` deployment.
 SLOW_TTFT = 0.3
+SLOW_TOTAL = 1.5
 
 
 @dataclass
@@ -70,7 +71,7 @@ def stack(session_servers: ServerPool) -> Iterator[Stack]:
                     "cost_per_1k_output": 0.0002,
                 },
             ),
-            "vllm-slow": deployment(slow, ttft=SLOW_TTFT, total=5.0),
+            "vllm-slow": deployment(slow, ttft=SLOW_TTFT, total=SLOW_TOTAL),
             "vllm-faulty": deployment(faulty),
             "vllm-paced": deployment(paced),
             "dead": deployment(dead_url, "nobody", connect=1.0),

@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import TEST_KEY_GLOBEX, Emulator, Gateway, metric_value, poll_until
 from tests.e2e.conftest import Stack
 from tests.e2e.helpers import (
+    assert_error_body,
+    sdk_error_body,
     stable,
     summarize_stream,
     token_counts,
@@ -87,6 +89,24 @@ def test_streaming_content_equals_the_emulator_and_hides_usage(stack: Stack) -> 
     prompt, completion, _ = usage_numbers(direct.usage[-1])
     expected = (before[0] + prompt, before[1] + completion)
     assert wait_token_counts(gateway, "vllm-a", expected) == expected
+
+
+def test_long_stream_arrives_intact(stack: Stack) -> None:
+    """Hundreds of events (split across many TCP reads) pass through unchanged."""
+    params: dict[str, Any] = {
+        "messages": MESSAGES,
+        "max_tokens": 900,
+        "stream": True,
+        "extra_body": {"ignore_eos": True},
+    }
+    direct = summarize_stream(
+        stack.main.client().chat.completions.create(model=stack.main.model, **params)
+    )
+    via = summarize_stream(stack.gateway.client().chat.completions.create(model="llama", **params))
+    assert direct.chunks > 900
+    assert via.content == direct.content
+    assert via.chunks == direct.chunks
+    assert via.finish_reasons == {0: "length"}
 
 
 def test_streaming_with_include_usage_forwards_the_usage_chunk(stack: Stack) -> None:
@@ -202,8 +222,16 @@ def test_tools_and_tool_choice_pass_through(stack: Stack) -> None:
 def test_n_returns_the_upstream_choices(stack: Stack) -> None:
     direct, via = _direct_and_gateway(stack, messages=MESSAGES, max_tokens=8, n=3, seed=7)
     assert len(via.choices) == 3
+    assert len({choice.message.content for choice in via.choices}) > 1
     assert stable(via.choices) == stable(direct.choices)
     assert usage_numbers(via.usage) == usage_numbers(direct.usage)
+
+    streamed = summarize_stream(
+        stack.gateway.client().chat.completions.create(
+            model="llama", messages=MESSAGES, max_tokens=8, n=3, seed=7, stream=True
+        )
+    )
+    assert streamed.content == {c.index: c.message.content for c in direct.choices}
 
 
 def test_stop_passes_through(stack: Stack) -> None:
@@ -324,6 +352,8 @@ def test_retryable_upstream_failure_falls_back_to_the_next_deployment(
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(model="faulty", messages=MESSAGES, max_tokens=8)
     assert caught.value.status_code >= 500
+    assert_error_body(sdk_error_body(caught.value), code=None)
+    assert caught.value.response.headers["x-fulcrum-deployment"] == "vllm-faulty"
 
     direct = stack.main.client().chat.completions.create(
         model=stack.main.model, messages=MESSAGES, max_tokens=8

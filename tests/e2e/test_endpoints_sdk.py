@@ -7,7 +7,14 @@ import pytest
 
 from tests.conftest import Gateway, http_request
 from tests.e2e.conftest import Stack
-from tests.e2e.helpers import assert_error_body, sdk_error_body, stable, summarize_stream
+from tests.e2e.helpers import (
+    assert_error_body,
+    sdk_error_body,
+    stable,
+    summarize_stream,
+    token_counts,
+    wait_token_counts,
+)
 
 ALIASES = {"llama", "fallback", "unreachable", "slow", "faulty", "flaky", "paced"}
 
@@ -26,12 +33,33 @@ def test_completions_equal_the_emulator(stack: Stack) -> None:
 def test_streaming_completions_equal_the_emulator(stack: Stack) -> None:
     params = {"prompt": "Once upon a time", "max_tokens": 16}
     direct = stack.main.client().completions.create(model=stack.main.model, **params)
+    assert direct.usage is not None
+    before = token_counts(stack.gateway.metrics(), "vllm-a")
+
     via = summarize_stream(
         stack.gateway.client().completions.create(model="llama", stream=True, **params)
     )
+
     assert via.content == {0: direct.choices[0].text}
     assert via.finish_reasons[0] == direct.choices[0].finish_reason
     assert via.usage == []
+    expected = (
+        before[0] + direct.usage.prompt_tokens,
+        before[1] + direct.usage.completion_tokens,
+    )
+    assert wait_token_counts(stack.gateway, "vllm-a", expected) == expected
+
+
+def test_streaming_completions_forward_usage_when_asked(stack: Stack) -> None:
+    params = {"prompt": "Once upon a time", "max_tokens": 16}
+    direct = stack.main.client().completions.create(model=stack.main.model, **params)
+    via = summarize_stream(
+        stack.gateway.client().completions.create(
+            model="llama", stream=True, stream_options={"include_usage": True}, **params
+        )
+    )
+    assert direct.usage is not None
+    assert via.usage == [direct.usage.model_dump(exclude_none=True)]
 
 
 def test_embeddings_equal_the_emulator(stack: Stack) -> None:

@@ -6,14 +6,15 @@ oversized bodies are sent raw (the SDK cannot produce them).
 
 from __future__ import annotations
 
+import http.client
 import time
 from typing import Any
 
 import openai
 import pytest
 
-from tests.conftest import TEST_KEY, Gateway, http_request
-from tests.e2e.conftest import MAIN_MAX_MODEL_LEN, MAX_BODY_BYTES, SLOW_TTFT, Stack
+from tests.conftest import TEST_KEY, Emulator, Gateway, http_request
+from tests.e2e.conftest import MAIN_MAX_MODEL_LEN, MAX_BODY_BYTES, SLOW_TOTAL, SLOW_TTFT, Stack
 from tests.e2e.helpers import assert_error_body, sdk_error_body
 
 MESSAGES = [{"role": "user", "content": "Hello there"}]
@@ -124,6 +125,31 @@ def test_body_over_the_limit_is_413(gw: Gateway) -> None:
     _assert_headers(result.headers)
 
 
+def test_chunked_body_over_the_limit_is_413(gw: Gateway) -> None:
+    """Without a Content-Length, the limit still holds while the body is read."""
+    piece = b"z" * 65536
+    count = MAX_BODY_BYTES // len(piece) + 2
+    connection = http.client.HTTPConnection("127.0.0.1", gw.server.port, timeout=30)
+    try:
+        connection.request(
+            "POST",
+            "/v1/chat/completions",
+            body=iter(
+                [b'{"model": "llama", "messages": [{"role": "user", "content": "']
+                + [piece] * count
+                + [b'"}]}']
+            ),
+            headers={**gw.auth_headers(), "Content-Type": "application/json"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        status, body = response.status, response.read()
+    finally:
+        connection.close()
+    assert status == 413
+    assert_error_body(body, code="request_too_large")
+
+
 def test_body_over_the_limit_through_the_sdk(gw: Gateway) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         gw.client().chat.completions.create(
@@ -131,6 +157,13 @@ def test_body_over_the_limit_through_the_sdk(gw: Gateway) -> None:
         )
     assert caught.value.status_code == 413
     assert_error_body(sdk_error_body(caught.value), code="request_too_large")
+
+
+def test_unknown_model_on_a_stream_is_a_json_404(gw: Gateway) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        gw.client().chat.completions.create(model="gpt-nonexistent", messages=MESSAGES, stream=True)
+    assert caught.value.response.headers["content-type"].startswith("application/json")
+    assert_error_body(sdk_error_body(caught.value), code="model_not_found", param="model")
 
 
 def test_unknown_route_is_a_json_error(gw: Gateway) -> None:
@@ -169,24 +202,42 @@ def test_unreachable_upstream_stream_is_502(gw: Gateway) -> None:
     )
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-def test_upstream_timeout_is_504(stack: Stack, slow_emulator: Any, stream: bool) -> None:
-    slow_emulator.set_faults(added_latency_ms=4000)
+def test_upstream_timeout_before_the_first_token_is_504(
+    stack: Stack, slow_emulator: Emulator
+) -> None:
+    """A stream whose first event does not come within ``ttft`` ends in 504, at once."""
+    slow_emulator.set_faults(added_latency_ms=5000)
     started = time.monotonic()
     with pytest.raises(openai.APIStatusError) as caught:
         stack.gateway.client().chat.completions.create(
-            model="slow", messages=MESSAGES, max_tokens=4, stream=stream
+            model="slow", messages=MESSAGES, max_tokens=4, stream=True
         )
     elapsed = time.monotonic() - started
     assert caught.value.status_code == 504
     assert_error_body(sdk_error_body(caught.value), code="upstream_timeout")
     _assert_headers(caught.value.response.headers)
-    # The ttft timeout (not the upstream's eventual answer) ended the request.
-    assert SLOW_TTFT <= elapsed < 3.0, elapsed
+    # The ttft timeout ended the request, well before the total timeout.
+    assert SLOW_TTFT <= elapsed < SLOW_TOTAL, elapsed
+
+
+def test_upstream_timeout_of_a_whole_answer_is_504(stack: Stack, slow_emulator: Emulator) -> None:
+    """A non-streaming answer that does not come within ``total`` ends in 504."""
+    slow_emulator.set_faults(added_latency_ms=5000)
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as caught:
+        stack.gateway.client().chat.completions.create(
+            model="slow", messages=MESSAGES, max_tokens=4
+        )
+    elapsed = time.monotonic() - started
+    assert caught.value.status_code == 504
+    assert_error_body(sdk_error_body(caught.value), code="upstream_timeout")
+    _assert_headers(caught.value.response.headers)
+    # The gateway gave up on its own, long before the upstream's 5 s answer.
+    assert SLOW_TTFT <= elapsed < 4.0, elapsed
 
 
 def test_upstream_without_faults_answers_within_the_timeout(
-    stack: Stack, slow_emulator: Any
+    stack: Stack, slow_emulator: Emulator
 ) -> None:
     """Control for the 504 test: the same deployment serves normally without the fault."""
     response = stack.gateway.client().chat.completions.create(

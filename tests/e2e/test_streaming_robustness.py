@@ -83,10 +83,9 @@ def test_client_disconnect_frees_the_upstream_request(stack: Stack) -> None:
         running_during = paced.requests_running()
         stream.close()
     assert running_during >= 1
-    started = time.monotonic()
+    # Generating 4000 tokens at the emulator's pace takes about a minute: only an aborted
+    # upstream request is gone within the deadline.
     poll_until(lambda: paced.requests_running() == 0, 10.0, what="upstream request freed")
-    # Generating 4000 tokens with the emulator's latency takes far longer than this.
-    assert time.monotonic() - started < 10.0
 
 
 def test_mid_stream_failure_raises_in_the_sdk(stack: Stack, faulty_emulator: Emulator) -> None:

@@ -10,6 +10,7 @@ import copy
 import os
 import socket
 import subprocess
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import http_request
+from tests.conftest import Emulator, Gateway, http_request
 from tests.support.servers import free_port, fulcrum_command, start_server
 
 
@@ -219,3 +220,34 @@ def test_valid_config_starts_and_listens(tmp_path: Path) -> None:
         assert wrong.status == 401
     finally:
         server.stop()
+
+
+def test_env_interpolation_in_a_deployment_reaches_the_upstream(
+    emulator: Callable[..., Emulator], gateway: Callable[..., Gateway]
+) -> None:
+    """``${VAR}`` anywhere in the file is read from the gateway's environment."""
+    upstream = emulator("interp-model", "--no-latency")
+    config = {
+        "deployments": {
+            "vllm-a": {
+                "provider": "openai",
+                "base_url": "http://127.0.0.1:${FULCRUM_CFG_UPSTREAM_PORT}/v1",
+                "model": "${FULCRUM_CFG_UPSTREAM_MODEL}",
+            }
+        },
+        "models": {"llama": ["vllm-a"]},
+        "auth": "none",
+    }
+    served = gateway(
+        config,
+        env={
+            "FULCRUM_CFG_UPSTREAM_PORT": str(upstream.server.port),
+            "FULCRUM_CFG_UPSTREAM_MODEL": upstream.model,
+        },
+        api_key=None,
+    )
+    response = served.client().chat.completions.create(
+        model="llama", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+    )
+    assert response.model == "interp-model"
+    assert response.choices[0].message.content
