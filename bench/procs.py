@@ -8,17 +8,21 @@ always by the PID it got from ``Popen``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -87,6 +91,13 @@ class Server:
             os.killpg(self.pid, signal.SIGKILL)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the benchmark itself is killed (Linux only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start(
     name: str,
     argv: Sequence[str],
@@ -105,7 +116,8 @@ def start(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
-            start_new_session=True,
+            start_new_session=True,  # its own process group: stop() signals exactly that group
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     return Server(name=name, process=process, port=port, log_path=log_path)
 

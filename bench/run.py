@@ -31,6 +31,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 MODEL = "bench-model"
 PROXY_CORE, LOAD_CORE = 0, 1
+WARMUP_REQUESTS = 200
+WARMUP_MAX = 20.0  # seconds
+OVERLOAD_MARGIN = 1.1  # the fixed-rate phase needs this much headroom over the rate
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class Plan:
             else "; 1 round"
         )
         return (
-            f"per row and round: warm-up {self.warmup:g}s, throughput {self.throughput:g}s per "
+            f"per row and round: warm-up {self.warmup:g}s and {WARMUP_REQUESTS}+ requests, "
+            f"throughput {self.throughput:g}s per "
             f"concurrency {'/'.join(map(str, report.CONCURRENCIES))}, open loop "
             f"{self.open_loop:g}s at {self.rate:g} req/s, streaming {self.streaming:g}s at "
             f"concurrency 1{rounds}"
@@ -64,7 +68,7 @@ def make_plan(duration: float, rate: float, rounds: int) -> Plan:
         throughput=duration,
         open_loop=2 * duration,
         streaming=duration,
-        warmup=max(0.5, min(2.0, duration / 3)),
+        warmup=round(max(0.5, min(2.0, duration / 3)), 1),
         rate=rate,
         rounds=rounds,
     )
@@ -98,13 +102,28 @@ async def _check(base: str) -> str | None:
     return None
 
 
+async def _warm_up(url: str, body: bytes, stream_body: bytes, plan: Plan) -> None:
+    """At least ``plan.warmup`` seconds *and* WARMUP_REQUESTS requests (capped in time).
+
+    Time alone is not enough: a slow gateway that imports code lazily on its first requests
+    (LiteLLM does) would still be warming up when the measurement starts.
+    """
+    started = time.monotonic()
+    done = 0
+    while time.monotonic() - started < WARMUP_MAX:
+        res = await loadgen.closed_loop(url, body, 16, plan.warmup, max_requests=WARMUP_REQUESTS)
+        done += res.ok
+        if done >= WARMUP_REQUESTS and time.monotonic() - started >= plan.warmup:
+            break
+    await loadgen.streaming(url, stream_body, plan.warmup / 2, max_requests=WARMUP_REQUESTS // 4)
+
+
 async def _measure(base: str, plan: Plan, server: procs.Server | None, row: report.Row) -> None:
     """Warm up, then the throughput, fixed-rate and streaming phases, filling ``row``."""
     url = base + loadgen.CHAT_PATH
     body = loadgen.chat_body(MODEL)
     stream_body = loadgen.chat_body(MODEL, stream=True)
-    await loadgen.closed_loop(url, body, 16, plan.warmup)
-    await loadgen.streaming(url, stream_body, plan.warmup / 2)
+    await _warm_up(url, body, stream_body, plan)
     phases: list[loadgen.PhaseResult] = []
     for concurrency in report.CONCURRENCIES:
         cpu_before = procs.cpu_seconds(server.pid) if server else 0.0
@@ -114,10 +133,15 @@ async def _measure(base: str, plan: Plan, server: procs.Server | None, row: repo
         row.rps[concurrency] = res.rps
         phases.append(res)
         await asyncio.sleep(0.2)
-    fixed = await loadgen.open_loop(url, body, plan.rate, plan.open_loop)
-    summary = fixed.summary()
-    row.open_p50, row.open_p99, row.late_sends = summary.p50, summary.p99, fixed.late_sends
-    phases.append(fixed)
+    capacity = max(row.rps.values())
+    if capacity < plan.rate * OVERLOAD_MARGIN:
+        # Its queue would only grow: latency would measure the backlog, not the gateway.
+        row.overloaded_at = capacity
+    else:
+        fixed = await loadgen.open_loop(url, body, plan.rate, plan.open_loop)
+        summary = fixed.summary()
+        row.open_p50, row.open_p99, row.late_sends = summary.p50, summary.p99, fixed.late_sends
+        phases.append(fixed)
     stream = await loadgen.streaming(url, stream_body, plan.streaming)
     row.ttft_p50 = stream.ttft_summary().p50
     row.tail_p50 = stream.streaming_tail().p50

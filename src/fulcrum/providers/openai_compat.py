@@ -67,6 +67,8 @@ class OpenAICompatProvider:
         url = f"{self._base}/{request.endpoint.value}"
         try:
             response = await self._client().post(url, data=self._payload(request), headers=headers)
+        except TimeoutError:
+            raise  # a timeout is an OSError too, but it means 504, not "unreachable"
         except (aiohttp.ClientConnectionError, OSError) as exc:
             raise _unreachable(self.name, exc) from None
         if response.status >= 400:
