@@ -55,7 +55,9 @@ class ServerProcess:
             self.process.wait(timeout=10)
 
 
-def wait_http_ok(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30.0) -> None:
+def wait_http_ok(
+    url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30.0
+) -> None:
     """Poll ``url`` until it answers with any HTTP status; fail fast if the process died."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -91,9 +93,7 @@ def start_server(
     log_path = log_dir / f"server-{port}.log"
     log_file = log_path.open("wb")
     full_env = {**os.environ, **(env or {})}
-    process = subprocess.Popen(
-        list(argv), stdout=log_file, stderr=subprocess.STDOUT, env=full_env
-    )
+    process = subprocess.Popen(list(argv), stdout=log_file, stderr=subprocess.STDOUT, env=full_env)
     log_file.close()
     server = ServerProcess(process=process, port=port, log_path=log_path)
     try:
