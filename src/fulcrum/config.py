@@ -102,7 +102,108 @@ class OpenAIDeployment(_Strict):
         return base[: -len("/v1")] if base.endswith("/v1") else base
 
 
-Deployment = Annotated[OpenAIDeployment, Field(discriminator="provider")]
+# Where a cross-region inference profile may process data, by its id prefix.
+PROFILE_GEOGRAPHIES: dict[str, tuple[str, ...]] = {
+    "us": ("us-east-1", "us-east-2", "us-west-1", "us-west-2"),
+    "us-gov": ("us-gov-east-1", "us-gov-west-1"),
+    "eu": ("eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2",
+           "eu-west-1", "eu-west-2", "eu-west-3"),
+    "apac": ("ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+             "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-4"),
+    "ca": ("ca-central-1", "ca-west-1"),
+    "jp": ("ap-northeast-1", "ap-northeast-3"),
+    "au": ("ap-southeast-2", "ap-southeast-4"),
+    "global": ("*",),
+}  # fmt: skip
+
+_PT_ARN = re.compile(r"^arn:aws[a-z-]*:bedrock:([a-z0-9-]+):\d{12}:provisioned-model/[A-Za-z0-9]+$")
+_PROFILE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:bedrock:([a-z0-9-]+):\d{12}:(application-)?inference-profile/(.+)$"
+)
+
+
+class BedrockAuth(_Strict):
+    """How to authenticate to Bedrock: SigV4 (botocore's chain or explicit keys) or an API key."""
+
+    type: Literal["sigv4", "api_key"] = "sigv4"
+    profile: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    api_key: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BedrockAuth:
+        if self.type == "api_key" and not self.api_key:
+            raise ValueError("type api_key needs 'api_key'")
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both 'access_key_id' and 'secret_access_key', or neither")
+        return self
+
+
+class BedrockDeployment(_Strict):
+    """An Amazon Bedrock model: foundation model, inference profile or Provisioned Throughput.
+
+    ``model_kind`` is inferred from the id and recorded because routing and residency need
+    it: a ``us.`` profile may process data in any of its destination regions.
+    """
+
+    provider: Literal["bedrock"]
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    model: str = Field(min_length=1)
+    model_kind: Literal["foundation", "inference_profile", "provisioned"] | None = None
+    processing_regions: tuple[str, ...] | None = None
+    endpoint_url: HttpUrl | None = None
+    auth: BedrockAuth = BedrockAuth()
+    embeddings: bool = False
+    additional_request_fields: tuple[str, ...] = ()
+    timeouts: Timeouts = Timeouts()
+    tags: DeploymentTags = DeploymentTags()
+    max_connections: int = Field(default=1000, gt=0)
+
+    @model_validator(mode="after")
+    def _kind_matches_id(self) -> BedrockDeployment:
+        inferred = infer_model_kind(self.model)
+        if self.model_kind is not None and self.model_kind != inferred:
+            raise ValueError(f"model {self.model!r} looks like a {inferred}, not {self.model_kind}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return self.model_kind or infer_model_kind(self.model)
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """Regions where this deployment may process a request's data."""
+        if self.processing_regions is not None:
+            return self.processing_regions
+        if self.kind == "inference_profile":
+            arn = _PROFILE_ARN.match(self.model)
+            profile_id = arn.group(3) if arn else self.model
+            return PROFILE_GEOGRAPHIES.get(profile_id.split(".", 1)[0], ("*",))
+        match = _PT_ARN.match(self.model)
+        return (match.group(1),) if match else (self.region,)
+
+    @property
+    def endpoint(self) -> str:
+        if self.endpoint_url is not None:
+            return str(self.endpoint_url).rstrip("/")
+        return f"https://bedrock-runtime.{self.region}.amazonaws.com"
+
+
+def infer_model_kind(model: str) -> str:
+    """Foundation model id, cross-region inference profile, or Provisioned Throughput ARN."""
+    if _PT_ARN.match(model):
+        return "provisioned"
+    if _PROFILE_ARN.match(model):
+        return "inference_profile"
+    prefix = model.split(".", 1)[0]
+    if prefix in PROFILE_GEOGRAPHIES and "." in model:
+        return "inference_profile"
+    return "foundation"
+
+
+Deployment = Annotated[OpenAIDeployment | BedrockDeployment, Field(discriminator="provider")]
 
 
 class StaticKey(_Strict):
@@ -204,7 +305,7 @@ def interpolate_env(value: Any, environ: Mapping[str, str], path: str = "") -> A
     return value
 
 
-_PROVIDER_TAGS = frozenset({"openai"})
+_PROVIDER_TAGS = frozenset({"openai", "bedrock"})
 
 
 def _user_location(loc: tuple[int | str, ...]) -> list[str]:

@@ -21,7 +21,8 @@ class Usage:
 
     input_tokens: int = 0
     output_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # part of input_tokens read from a prompt cache
+    cache_write_tokens: int = 0  # part of input_tokens written to a prompt cache (Bedrock)
 
     @property
     def total_tokens(self) -> int:
