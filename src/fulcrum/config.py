@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     HttpUrl,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -161,12 +162,15 @@ class BedrockDeployment(_Strict):
     tags: DeploymentTags = DeploymentTags()
     max_connections: int = Field(default=1000, gt=0)
 
-    @model_validator(mode="after")
-    def _kind_matches_id(self) -> BedrockDeployment:
-        inferred = infer_model_kind(self.model)
-        if self.model_kind is not None and self.model_kind != inferred:
-            raise ValueError(f"model {self.model!r} looks like a {inferred}, not {self.model_kind}")
-        return self
+    @field_validator("model_kind")
+    @classmethod
+    def _kind_matches_id(cls, kind: str | None, info: ValidationInfo) -> str | None:
+        model = info.data.get("model")
+        if kind is not None and isinstance(model, str):
+            inferred = infer_model_kind(model)
+            if kind != inferred:
+                raise ValueError(f"model {model!r} looks like a {inferred}, not a {kind}")
+        return kind
 
     @property
     def kind(self) -> str:

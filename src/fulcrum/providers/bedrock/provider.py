@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import aiohttp
+import botocore.eventstream
 import botocore.exceptions
 import orjson
 
@@ -212,7 +213,8 @@ class BedrockStream:
             return None
         try:
             return list(self._decoder.feed(data))
-        except botocore.exceptions.BotoCoreError as exc:  # CRC mismatch, bad prelude
+        except (botocore.eventstream.ParserError, botocore.exceptions.BotoCoreError) as exc:
+            # CRC mismatch, bad prelude, oversized message
             raise _broken(self._name, f"corrupt event stream: {exc}") from None
 
     def _exception(self, event: StreamEvent, retryable_ok: bool = False) -> UpstreamError:

@@ -32,6 +32,8 @@ _NEUTRAL: dict[str, Any] = {
     "frequency_penalty": 0,
 }
 _IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "webp": "webp"}
+# requestMetadata values must match [a-zA-Z0-9\s:_@$#=/+,-.]{0,256}; others become "_".
+_METADATA_UNSAFE = re.compile(r"[^a-zA-Z0-9\s:_@$#=/+,\-.]")
 _DATA_URL = re.compile(r"^data:image/([a-zA-Z0-9.+-]+);base64,(.*)$", re.DOTALL)
 
 
@@ -52,7 +54,7 @@ def chat_to_converse(body: dict[str, Any], passthrough: Iterable[str] = ()) -> d
         request["additionalModelRequestFields"] = extra
     user = body.get("user")
     if isinstance(user, str) and user:
-        request["requestMetadata"] = {"user": user[:256]}
+        request["requestMetadata"] = {"user": _METADATA_UNSAFE.sub("_", user)[:256]}
     return request
 
 
@@ -66,7 +68,7 @@ def _additional_fields(body: dict[str, Any], passthrough: frozenset[str]) -> dic
             extra[key] = value
         elif _is_neutral(key, value):
             continue
-        elif key == "seed" or value is not None:
+        elif value is not None:
             unsupported.append(key)
     if unsupported:
         names = ", ".join(sorted(unsupported))
