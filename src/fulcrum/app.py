@@ -34,7 +34,11 @@ def build_provider(
 
 def build_pipeline(config: GatewayConfig) -> tuple[Pipeline, ActiveHealthChecker, SessionPool]:
     metrics = GatewayMetrics()
-    health = HealthRegistry(config.deployments, listener=metrics.set_health)
+    health = HealthRegistry(
+        config.deployments,
+        listener=metrics.set_health,
+        cooldown=config.routing.unhealthy_cooldown,
+    )
     bedrock_pool = SessionPool()
     deployments = {
         name: Deployed(provider=build_provider(name, spec, bedrock_pool), tags=spec.tags)
@@ -53,6 +57,7 @@ def build_pipeline(config: GatewayConfig) -> tuple[Pipeline, ActiveHealthChecker
         deployments=deployments,
         health=health,
         metrics=metrics,
+        max_attempts=config.routing.max_attempts,
     )
     return pipeline, checker, bedrock_pool
 

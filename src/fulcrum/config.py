@@ -65,7 +65,7 @@ class HealthCheck(_Strict):
     """Active health probe of an upstream (vLLM serves `/health`)."""
 
     enabled: bool = True
-    path: str = "/health"
+    path: str = Field(default="/health", pattern=r"^/")
     interval: float = Field(default=10.0, gt=0)
     timeout: float = Field(default=2.0, gt=0)
 
@@ -90,6 +90,9 @@ class OpenAIDeployment(_Strict):
     health_check: HealthCheck = HealthCheck()
     tags: DeploymentTags = DeploymentTags()
     max_connections: int = Field(default=1000, gt=0)
+    # Below vLLM's (uvicorn's) 5 s idle timeout, so a pooled connection is never reused
+    # just as the upstream closes it.
+    keepalive_timeout: float = Field(default=4.0, gt=0)
 
     @property
     def base(self) -> str:
@@ -233,10 +236,18 @@ class StaticKey(_Strict):
         return hashlib.sha256(self.key.encode()).digest()
 
 
+class RoutingConfig(_Strict):
+    """How a request moves through its plan."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    unhealthy_cooldown: float = Field(default=10.0, gt=0)
+
+
 class GatewayConfig(_Strict):
     """The whole configuration of one gateway process."""
 
     server: ServerConfig = ServerConfig()
+    routing: RoutingConfig = RoutingConfig()
     deployments: dict[str, Deployment]
     models: dict[str, list[str]]
     auth: Literal["none"] | list[StaticKey]
@@ -257,6 +268,8 @@ class GatewayConfig(_Strict):
         if not value:
             raise ValueError("at least one model alias is required")
         for alias, targets in value.items():
+            if not alias.strip():
+                raise ValueError("a model alias must not be empty")
             if not targets:
                 raise ValueError(f"model {alias!r} lists no deployments")
         return value

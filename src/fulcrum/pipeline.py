@@ -48,10 +48,13 @@ class RequestContext:
     request: InferenceRequest | None = None
     reservation: Reservation | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    trying: str | None = None  # the deployment being called right now
 
     @property
     def deployment(self) -> str:
-        """The deployment that served (or last tried) this request."""
+        """The deployment that served (or is being tried, or last failed) for this request."""
+        if self.trying is not None:
+            return self.trying
         return self.attempts[-1].deployment if self.attempts else NO_DEPLOYMENT
 
     @property
@@ -119,6 +122,7 @@ class Pipeline:
                 return cached
         last_error: UpstreamError | None = None
         for name in plan[: self.max_attempts]:
+            ctx.trying = name
             try:
                 completion = await self.deployments[name].provider.complete(
                     ctx.request, ctx.request_id
@@ -141,6 +145,7 @@ class Pipeline:
         assert ctx.request is not None
         last_error: UpstreamError | None = None
         for name in plan[: self.max_attempts]:
+            ctx.trying = name
             try:
                 stream = await self.deployments[name].provider.open_stream(
                     ctx.request, ctx.request_id
@@ -157,13 +162,15 @@ class Pipeline:
         raise last_error
 
     def _failed(self, ctx: RequestContext, name: str, exc: UpstreamError) -> None:
+        ctx.trying = None
         ctx.attempts.append(Attempt(name, exc.reason))
         self.metrics.attempts.labels(name, exc.reason).inc()
         if exc.reason in _HEALTH_REASONS:
-            self.health.mark(name, False)
+            self.health.mark(name, False, passive=True)
         log.warning("request %s: %s failed: %s", ctx.request_id, name, exc.message)
 
     def _succeeded(self, ctx: RequestContext, name: str) -> None:
+        ctx.trying = None
         ctx.attempts.append(Attempt(name, "ok"))
         self.metrics.attempts.labels(name, "ok").inc()
         self.health.mark(name, True)

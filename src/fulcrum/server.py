@@ -34,13 +34,18 @@ def install_fast_loop() -> None:
 
 
 async def start_site(
-    app: web.Application, host: str, port: int, access_log: bool = False
+    app: web.Application,
+    host: str,
+    port: int,
+    access_log: bool = False,
+    shutdown_timeout: float = 10.0,
 ) -> web.AppRunner:
     """Start serving ``app``; a port that cannot be bound is a UserError."""
     runner = web.AppRunner(
         app,
         handler_cancellation=True,  # a client that goes away cancels its upstream call
         access_log=logging.getLogger("fulcrum.access") if access_log else None,
+        shutdown_timeout=shutdown_timeout,  # in-flight requests get this long on SIGTERM
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=2048, reuse_address=True)
@@ -74,7 +79,13 @@ def serve(config_path: str, host: str | None = None, port: int | None = None) ->
 
     async def main() -> None:
         app = build_app(config)
-        runner = await start_site(app, listen_host, listen_port, config.server.access_log)
+        runner = await start_site(
+            app,
+            listen_host,
+            listen_port,
+            config.server.access_log,
+            config.server.shutdown_timeout,
+        )
         log.info(
             "fulcrum listening on http://%s:%d (%d deployments, %d models)",
             listen_host,

@@ -13,7 +13,7 @@ import time
 import orjson
 from aiohttp import web
 
-from fulcrum.api.errors import ApiError, UpstreamError
+from fulcrum.api.errors import ApiError, UpstreamError, internal_error
 from fulcrum.api.middleware import (
     ATTEMPTS,
     DEPLOYMENT,
@@ -90,6 +90,10 @@ class GatewayApi:
             except asyncio.CancelledError:
                 await pipeline.account(ctx, CLIENT_CLOSED, None)  # client left while waiting
                 raise
+            except Exception:
+                log.exception("request %s failed unexpectedly", ctx.request_id)
+                await pipeline.account(ctx, 500, None)
+                return self._error(internal_error(), ctx)
             if inference.stream:
                 return await self._write_stream(http, ctx, stream)
             await pipeline.account(ctx, 200, completion.usage)
@@ -140,6 +144,13 @@ class GatewayApi:
                 status = CLIENT_CLOSED
         except (ConnectionError, RuntimeError):
             status = CLIENT_CLOSED  # the client went away; closing the stream aborts upstream
+        except Exception:
+            # A bug after the headers were sent: the HTTP framing must stay valid, so end the
+            # stream with an error event rather than letting a 500 response be written.
+            log.exception("request %s: stream failed unexpectedly", ctx.request_id)
+            status = 500
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await response.write(internal_error().sse_event())
         except asyncio.CancelledError:
             await self._finish_stream(ctx, stream, CLIENT_CLOSED, stream.usage, ttft)
             raise
@@ -166,18 +177,16 @@ class GatewayApi:
             DEPLOYMENT: ctx.deployment,
             ATTEMPTS: str(len(ctx.attempts)),
         }
-        reasons = ctx.fallback_reasons
-        if reasons:
-            headers[FALLBACK] = ",".join(reasons)
+        if len(ctx.attempts) > 1:
+            headers[FALLBACK] = ",".join(ctx.fallback_reasons)
         return headers
 
     def _error(self, exc: ApiError, ctx: RequestContext) -> web.Response:
         response = error_response(exc, ctx.request_id, ctx.deployment)
         if ctx.attempts:
             response.headers[ATTEMPTS] = str(len(ctx.attempts))
-            reasons = ctx.fallback_reasons
-            if reasons:
-                response.headers[FALLBACK] = ",".join(reasons)
+            if len(ctx.attempts) > 1:
+                response.headers[FALLBACK] = ",".join(ctx.fallback_reasons)
         if isinstance(exc, UpstreamError) and exc.retry_after is not None:
             response.headers["Retry-After"] = str(int(exc.retry_after + 0.999))
         return response

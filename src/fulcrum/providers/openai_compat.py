@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import aiohttp
@@ -17,8 +18,11 @@ import orjson
 from fulcrum.api.errors import UpstreamError
 from fulcrum.config import OpenAIDeployment
 from fulcrum.providers.base import Completion, Usage
+from fulcrum.providers.estimate import estimate_prompt_tokens
 from fulcrum.providers.sse import SseSplitter, has_usage, is_done, take_usage, usage_from_object
-from fulcrum.schema.openai import InferenceRequest
+from fulcrum.schema.openai import Endpoint, InferenceRequest
+
+log = logging.getLogger("fulcrum.providers.openai")
 
 _RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
 _PASSED_THROUGH_5XX = frozenset({503, 504})
@@ -33,7 +37,8 @@ class OpenAICompatProvider:
         self._base = deployment.base
         self._health_url = deployment.root + deployment.health_check.path
         self._ttft = deployment.timeouts.ttft
-        self._headers = {"Content-Type": "application/json"}
+        # identity: the gateway passes bytes through, so it must never receive them compressed
+        self._headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
         if deployment.api_key:
             self._headers["Authorization"] = f"Bearer {deployment.api_key}"
         self._session: aiohttp.ClientSession | None = None
@@ -45,7 +50,9 @@ class OpenAICompatProvider:
             timeouts = self.deployment.timeouts
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=self.deployment.max_connections, ttl_dns_cache=300
+                    limit=self.deployment.max_connections,
+                    ttl_dns_cache=300,
+                    keepalive_timeout=self.deployment.keepalive_timeout,
                 ),
                 timeout=aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect),
                 auto_decompress=False,
@@ -56,7 +63,10 @@ class OpenAICompatProvider:
     def _payload(self, request: InferenceRequest) -> bytes:
         body = dict(request.body)
         body["model"] = self.deployment.model
-        if request.stream and not request.client_wants_usage:
+        if request.endpoint is Endpoint.EMBEDDINGS:
+            body.pop("stream", None)  # embeddings never stream; don't confuse the upstream
+            body.pop("stream_options", None)
+        elif request.stream and not request.client_wants_usage:
             options = dict(body.get("stream_options") or {})
             options["include_usage"] = True
             body["stream_options"] = options
@@ -65,8 +75,14 @@ class OpenAICompatProvider:
     async def _post(self, request: InferenceRequest, request_id: str) -> aiohttp.ClientResponse:
         headers = {**self._headers, "X-Request-Id": request_id}
         url = f"{self._base}/{request.endpoint.value}"
+        payload = self._payload(request)
         try:
-            response = await self._client().post(url, data=self._payload(request), headers=headers)
+            try:
+                response = await self._client().post(url, data=payload, headers=headers)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                # A pooled keep-alive connection the upstream closed as we reused it: the
+                # request never reached it, so one immediate retry on a fresh one is safe.
+                response = await self._client().post(url, data=payload, headers=headers)
         except TimeoutError:
             raise  # a timeout is an OSError too, but it means 504, not "unreachable"
         except (aiohttp.ClientConnectionError, OSError) as exc:
@@ -94,7 +110,10 @@ class OpenAICompatProvider:
             raise _timeout(self.name) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _unreachable(self.name, exc) from None
-        return Completion(body=body, usage=_usage_of_body(body))
+        parsed = _json_object(body)
+        if parsed is None:
+            raise _invalid_response(self.name, "the answer is not a JSON object")
+        return Completion(body=body, usage=usage_from_object(parsed.get("usage")))
 
     async def open_stream(self, request: InferenceRequest, request_id: str) -> OpenAIStream:
         splitter = SseSplitter()
@@ -102,6 +121,9 @@ class OpenAICompatProvider:
         try:
             async with asyncio.timeout(self._ttft):
                 response = await self._post(request, request_id)
+                content_type = response.headers.get("Content-Type", "")
+                if not content_type.startswith("text/event-stream"):
+                    raise _invalid_response(self.name, f"a stream answered as {content_type!r}")
                 first: list[bytes] = []
                 while not first:
                     data = await response.content.readany()
@@ -126,7 +148,7 @@ class OpenAICompatProvider:
             if response is not None:
                 response.close()
             raise
-        return OpenAIStream(self, response, splitter, first, request.client_wants_usage)
+        return OpenAIStream(self, response, splitter, first, request)
 
     def _drain_later(self, response: aiohttp.ClientResponse) -> None:
         """Read the rest of a finished stream off the hot path, so the connection is reused."""
@@ -173,7 +195,7 @@ class OpenAIStream:
         response: aiohttp.ClientResponse,
         splitter: SseSplitter,
         first_events: list[bytes],
-        forward_usage: bool,
+        request: InferenceRequest,
     ) -> None:
         self.usage: Usage | None = None
         self.completed = False
@@ -181,7 +203,9 @@ class OpenAIStream:
         self._response = response
         self._splitter = splitter
         self._pending: list[bytes] | None = first_events
-        self._forward_usage = forward_usage
+        self._request = request
+        self._forward_usage = request.client_wants_usage
+        self._events = 0  # data events forwarded: ~one token each, for estimates
         self._closed = False
 
     def __aiter__(self) -> OpenAIStream:
@@ -224,6 +248,7 @@ class OpenAIStream:
                 out.append(event)
                 break
             else:
+                self._events += 1
                 out.append(event)
         return b"".join(out)
 
@@ -235,21 +260,38 @@ class OpenAIStream:
             self._provider._drain_later(self._response)
         else:
             self._response.close()  # abort: the upstream sees the disconnect and stops work
+        if self.usage is None:  # aborted or broken before the usage chunk: estimate it
+            self.usage = Usage(
+                input_tokens=estimate_prompt_tokens(self._request.body),
+                output_tokens=max(0, self._events - 1),  # the first event carries the role
+            )
 
 
-def _usage_of_body(body: bytes) -> Usage | None:
+def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    return usage_from_object(parsed.get("usage")) if isinstance(parsed, dict) else None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _invalid_response(name: str, detail: str) -> UpstreamError:
+    log.warning("deployment %s answered with an invalid response: %s", name, detail)
+    return UpstreamError(
+        502,
+        f"Upstream `{name}` returned an invalid response.",
+        retryable=True,
+        reason="invalid_response",
+        code="upstream_invalid_response",
+    )
 
 
 def _unreachable(name: str, exc: BaseException) -> UpstreamError:
-    detail = str(exc) or type(exc).__name__
+    # The detail (addresses, OS errors) goes to the log, not to the client.
+    log.warning("deployment %s is unreachable: %s", name, str(exc) or type(exc).__name__)
     return UpstreamError(
         502,
-        f"Upstream `{name}` is unreachable: {detail}",
+        f"Upstream `{name}` is unreachable.",
         retryable=True,
         reason="unreachable",
         code="upstream_unreachable",

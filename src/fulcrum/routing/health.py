@@ -2,6 +2,9 @@
 
 State per deployment is ``None`` (not yet known), ``True`` or ``False``. Routing treats
 unknown as usable (a fresh gateway must serve), readiness requires a positive answer.
+A passive failure (a timeout or refused connection seen by real traffic) only holds for a
+cool-down: afterwards the deployment is tried again, so a deployment without an active probe
+can never be demoted for good by one bad moment.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 log = logging.getLogger("fulcrum.health")
@@ -19,11 +23,25 @@ Listener = Callable[[str, bool], None]
 class HealthRegistry:
     """The current health of each deployment."""
 
-    def __init__(self, names: Iterable[str], listener: Listener | None = None) -> None:
+    def __init__(
+        self,
+        names: Iterable[str],
+        listener: Listener | None = None,
+        cooldown: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._state: dict[str, bool | None] = dict.fromkeys(names)
+        self._retry_at: dict[str, float] = {}
         self._listener = listener
+        self._cooldown = cooldown
+        self._clock = clock
 
-    def mark(self, name: str, healthy: bool) -> None:
+    def mark(self, name: str, healthy: bool, *, passive: bool = False) -> None:
+        """Record a health signal; a passive failure expires after the cool-down."""
+        if not healthy and passive:
+            self._retry_at[name] = self._clock() + self._cooldown
+        else:
+            self._retry_at.pop(name, None)
         previous = self._state.get(name)
         if previous is healthy:
             return
@@ -33,15 +51,24 @@ class HealthRegistry:
         if self._listener is not None:
             self._listener(name, healthy)
 
+    def state(self, name: str) -> bool | None:
+        """The effective state: an expired passive failure counts as healthy again."""
+        state = self._state.get(name)
+        if state is False:
+            retry_at = self._retry_at.get(name)
+            if retry_at is not None and self._clock() >= retry_at:
+                return True
+        return state
+
     def usable(self, name: str) -> bool:
         """True unless the deployment is known to be unhealthy."""
-        return self._state.get(name) is not False
+        return self.state(name) is not False
 
     def snapshot(self) -> dict[str, bool | None]:
-        return dict(self._state)
+        return {name: self.state(name) for name in self._state}
 
     def any_healthy(self) -> bool:
-        return any(state is True for state in self._state.values())
+        return any(self.state(name) is True for name in self._state)
 
 
 Probe = Callable[[], Awaitable[bool]]

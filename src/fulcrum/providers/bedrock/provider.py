@@ -32,6 +32,7 @@ from fulcrum.providers.bedrock.transport import (
     model_path,
     signed_url,
 )
+from fulcrum.providers.estimate import estimate_prompt_tokens
 from fulcrum.providers.sse import DONE_EVENT
 from fulcrum.schema.openai import Endpoint, InferenceRequest
 
@@ -146,7 +147,7 @@ class BedrockProvider:
                 response = await self._post(
                     "converse-stream", orjson.dumps(converse), _STREAM_HEADERS
                 )
-                stream = BedrockStream(self.name, response, translator, request.client_wants_usage)
+                stream = BedrockStream(self.name, response, translator, request)
                 await stream.prime()
         except TimeoutError:
             if stream is not None:
@@ -173,14 +174,16 @@ class BedrockStream:
         name: str,
         response: aiohttp.ClientResponse,
         translator: StreamTranslator,
-        forward_usage: bool,
+        request: InferenceRequest,
     ) -> None:
         self.usage: Usage | None = None
         self.completed = False
         self._name = name
         self._response = response
         self._translator = translator
-        self._forward_usage = forward_usage
+        self._request = request
+        self._forward_usage = request.client_wants_usage
+        self._deltas = 0  # content deltas forwarded: ~one token each, for estimates
         self._decoder = EventStreamDecoder()
         self._pending: list[StreamEvent] = []
         self._stopped = False
@@ -254,7 +257,9 @@ class BedrockStream:
                     if not self._forward_usage:
                         continue
                 out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
-            if event.name == "messageStop":
+            if event.name == "contentBlockDelta":
+                self._deltas += 1
+            elif event.name == "messageStop":
                 self._stopped = True
             elif event.name == "metadata":
                 self.completed = True
@@ -276,6 +281,11 @@ class BedrockStream:
             self._response.release()
         else:
             self._response.close()
+        if self.usage is None:  # aborted or broken before metadata: estimate it
+            self.usage = Usage(
+                input_tokens=estimate_prompt_tokens(self._request.body),
+                output_tokens=self._deltas,
+            )
 
 
 def _unsupported_endpoint(name: str, endpoint: Endpoint) -> ApiError:

@@ -102,7 +102,7 @@ class SessionPool:
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300),
                 auto_decompress=False,
-                skip_auto_headers=("User-Agent",),
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
             self._sessions[endpoint] = session
         return session

@@ -16,6 +16,7 @@ from fulcrum.providers.base import Usage
 from fulcrum.providers.bedrock.provider import BedrockStream
 from fulcrum.providers.bedrock.responses import StreamTranslator
 from fulcrum.providers.sse import DONE_EVENT
+from fulcrum.schema.openai import Endpoint, InferenceRequest
 from tests.unit.providers.bedrock._eventstream import event, exception
 
 
@@ -45,7 +46,14 @@ def open_stream(
 ) -> tuple[BedrockStream, FakeResponse]:
     response = FakeResponse(chunks)
     translator = StreamTranslator(completion_id="chatcmpl-x", created=1, model="claude")
-    stream = BedrockStream("bd", response, translator, forward_usage)  # type: ignore[arg-type]
+    request = InferenceRequest(
+        Endpoint.CHAT,
+        "alias",
+        {"messages": [{"role": "user", "content": "hello there"}]},
+        stream=True,
+        client_wants_usage=forward_usage,
+    )
+    stream = BedrockStream("bd", response, translator, request)  # type: ignore[arg-type]
     return stream, response
 
 
