@@ -47,3 +47,25 @@ def test_readiness_needs_a_positive_signal() -> None:
     health.mark("b", True)
     assert health.any_healthy()
     assert changes == [("b", True)]
+
+
+def test_passive_failure_expires_after_the_cooldown() -> None:
+    now = [100.0]
+    health = HealthRegistry(["a", "b"], cooldown=10.0, clock=lambda: now[0])
+    planner = Planner({"m": ["a", "b"]}, health)
+    health.mark("a", True)
+    health.mark("a", False, passive=True)
+    assert planner.plan(ANONYMOUS, request("m")) == ["b", "a"]
+    assert not health.any_healthy()
+    now[0] = 110.0
+    assert planner.plan(ANONYMOUS, request("m")) == ["a", "b"]
+    assert health.any_healthy()
+
+
+def test_active_failure_does_not_expire() -> None:
+    now = [0.0]
+    health = HealthRegistry(["a"], cooldown=1.0, clock=lambda: now[0])
+    health.mark("a", False)
+    now[0] = 1000.0
+    assert not health.usable("a")
+    assert health.snapshot() == {"a": False}
