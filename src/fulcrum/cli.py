@@ -38,6 +38,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from fulcrum.sim.vllm.cli import add_arguments as add_vllm_arguments
 
     add_vllm_arguments(vllm)
+    bedrock = sim_sub.add_parser("bedrock", help="emulate the Amazon Bedrock Runtime API")
+    from fulcrum.sim.bedrock.cli import add_arguments as add_bedrock_arguments
+
+    add_bedrock_arguments(bedrock)
     return parser
 
 
@@ -57,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fulcrum.sim.vllm.cli import run as run_vllm
 
             return run_vllm(args)
+        if args.command == "sim" and args.emulator == "bedrock":
+            from fulcrum.sim.bedrock.cli import run as run_bedrock
+
+            return run_bedrock(args)
     except KeyboardInterrupt:
         return 130
     except UserError as exc:

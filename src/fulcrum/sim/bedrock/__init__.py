@@ -1,0 +1,1 @@
+"""``fulcrum sim bedrock``: an Amazon Bedrock Runtime emulator that boto3 accepts."""
