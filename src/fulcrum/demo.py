@@ -1,8 +1,8 @@
-"""`fulcrum demo`: two vLLM emulators, the gateway in front, the official SDK driving it.
+"""`fulcrum demo`: vLLM and Bedrock emulators, the gateway in front, the official SDK driving.
 
-The emulators run as child processes (the same `fulcrum sim vllm` a user would start); the
-gateway runs in this process. Everything listens on 127.0.0.1 only and every child is stopped
-by its PID on exit.
+The emulators run as child processes (the same `fulcrum sim vllm` / `fulcrum sim bedrock` a
+user would start); the gateway runs in this process. Everything listens on 127.0.0.1 only
+and every child is stopped by its PID on exit.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ from fulcrum.server import configure_logging, install_fast_loop, run_until_stopp
 DEMO_KEY = "sk-fulcrum-demo-key"
 UPSTREAM_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 ALIAS = "llama-3.1-8b"
+BEDROCK_ALIAS = "claude-3-haiku"
+BEDROCK_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+EMBEDDING_ALIAS = "titan-embed"
+# The Bedrock emulator's documented default credentials (docs/emulator-bedrock.md).
+SIM_ACCESS_KEY = "AKIDFULCRUMSIM"
+SIM_SECRET_KEY = "fulcrum-sim-secret-access-key-not-a-secret"
 
 
 def _free_port() -> int:
@@ -37,8 +43,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def demo_config(gateway_port: int, primary: int, secondary: int) -> GatewayConfig:
-    """The demo's configuration: one alias over two emulated vLLM servers."""
+def demo_config(gateway_port: int, primary: int, secondary: int, bedrock: int) -> GatewayConfig:
+    """The demo's configuration: one alias over two emulated vLLM servers, two on Bedrock."""
 
     def deployment(port: int) -> dict[str, Any]:
         return {
@@ -55,35 +61,56 @@ def demo_config(gateway_port: int, primary: int, secondary: int) -> GatewayConfi
             },
         }
 
+    def on_bedrock(model: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "provider": "bedrock",
+            "region": "us-east-1",
+            "model": model,
+            "endpoint_url": f"http://127.0.0.1:{bedrock}",
+            "auth": {"access_key_id": SIM_ACCESS_KEY, "secret_access_key": SIM_SECRET_KEY},
+            **extra,
+        }
+
     raw = {
         "server": {"host": "127.0.0.1", "port": gateway_port},
         "deployments": {
             "vllm-primary": deployment(primary),
             "vllm-secondary": deployment(secondary),
+            "bedrock-haiku": on_bedrock(
+                BEDROCK_MODEL,
+                tags={"cost_per_1k_input": 0.00025, "cost_per_1k_output": 0.00125},
+            ),
+            "bedrock-titan": on_bedrock("amazon.titan-embed-text-v2:0", embeddings=True),
         },
-        "models": {ALIAS: ["vllm-primary", "vllm-secondary"]},
+        "models": {
+            ALIAS: ["vllm-primary", "vllm-secondary"],
+            BEDROCK_ALIAS: ["bedrock-haiku"],
+            EMBEDDING_ALIAS: ["bedrock-titan"],
+        },
         "auth": [{"key": DEMO_KEY, "tenant": "demo", "name": "demo-key"}],
     }
     return parse_config(raw, environ={})
 
 
 @contextlib.contextmanager
-def emulators(ports: list[int]) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Start one `fulcrum sim vllm` per port; stop exactly those processes afterwards."""
+def emulators(vllm_ports: list[int], bedrock_port: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Start the vLLM and Bedrock emulators; stop exactly those processes afterwards."""
+    commands = [
+        (["vllm", "--port", str(port), "--model", UPSTREAM_MODEL], f"{port}/health")
+        for port in vllm_ports
+    ]
+    commands.append((["bedrock", "--port", str(bedrock_port)], f"{bedrock_port}/ping"))
     processes = [
         subprocess.Popen(
-            [
-                sys.executable, "-m", "fulcrum.cli", "sim", "vllm",
-                "--port", str(port), "--model", UPSTREAM_MODEL,
-            ],
+            [sys.executable, "-m", "fulcrum.cli", "sim", *args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for port in ports
-    ]  # fmt: skip
+        for args, _ in commands
+    ]
     try:
-        for process, port in zip(processes, ports, strict=True):
-            _wait_ready(f"http://127.0.0.1:{port}/health", process)
+        for process, (_, ready) in zip(processes, commands, strict=True):
+            _wait_ready(f"http://127.0.0.1:{ready}", process)
         yield processes
     finally:
         for process in processes:
@@ -100,13 +127,13 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise UserError(f"the vLLM emulator exited early (code {process.returncode})")
+            raise UserError(f"an emulator exited early (code {process.returncode})")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
         except (OSError, urllib.error.URLError):
             time.sleep(0.05)
-    raise UserError(f"the vLLM emulator did not become ready at {url}")
+    raise UserError(f"an emulator did not become ready at {url}")
 
 
 def _admin(port: int, method: str, faults: dict[str, Any] | None = None) -> None:
@@ -155,9 +182,27 @@ async def _tour(base_url: str, primary_port: int) -> None:
         print(f"   first token after {first * 1000:.0f} ms, {len(pieces)} chunks")
 
     embedding = await client.embeddings.create(model=ALIAS, input="hybrid fleets")
-    print(f"\n3. Embedding: {len(embedding.data[0].embedding)} dimensions")
+    print(f"\n3. Embedding on vLLM: {len(embedding.data[0].embedding)} dimensions")
 
-    print("\n4. Fallback: the primary vLLM is made 'not ready' (as during a cold start)")
+    print(f"\n4. The same SDK, another backend: `{BEDROCK_ALIAS}` is served by Bedrock (Converse)")
+    raw = await client.chat.completions.with_raw_response.create(
+        model=BEDROCK_ALIAS, messages=messages, max_tokens=24
+    )
+    bedrock_chat = raw.parse()
+    print(f"   content:    {bedrock_chat.choices[0].message.content!r}")
+    print(f"   served by:  {raw.headers.get('x-fulcrum-deployment')}")
+    pieces = []
+    stream = await client.chat.completions.create(
+        model=BEDROCK_ALIAS, messages=messages, max_tokens=24, stream=True
+    )
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+    print(f"   streamed:   {len(pieces)} chunks translated from ConverseStream's event stream")
+    titan = await client.embeddings.create(model=EMBEDDING_ALIAS, input="hybrid fleets")
+    print(f"   embedding:  {len(titan.data[0].embedding)} dimensions from Titan Text Embeddings V2")
+
+    print("\n5. Fallback: the primary vLLM is made 'not ready' (as during a cold start)")
     _admin(primary_port, "POST", {"not_ready": True})
     try:
         raw = await client.chat.completions.with_raw_response.create(
@@ -197,11 +242,15 @@ def run_demo(port: int = 8080, keep_serving: bool = True) -> int:
     for noisy in ("httpx", "httpx2"):  # the SDK's per-request log lines drown the narration
         logging.getLogger(noisy).setLevel(logging.WARNING)
     install_fast_loop()
-    primary, secondary = _free_port(), _free_port()
-    config = demo_config(port, primary, secondary)
+    primary, secondary, bedrock = _free_port(), _free_port(), _free_port()
+    config = demo_config(port, primary, secondary, bedrock)
     base_url = f"http://127.0.0.1:{port}/v1"
-    print(f"Starting two vLLM emulators on :{primary} and :{secondary} …", flush=True)
-    with emulators([primary, secondary]):
+    print(
+        f"Starting two vLLM emulators on :{primary} and :{secondary}"
+        f" and a Bedrock Runtime emulator on :{bedrock} …",
+        flush=True,
+    )
+    with emulators([primary, secondary], bedrock):
 
         async def main() -> None:
             runner = await start_site(build_app(config), "127.0.0.1", port)

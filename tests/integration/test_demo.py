@@ -1,4 +1,4 @@
-"""`fulcrum demo` runs end to end: emulators, gateway, SDK requests, fallback."""
+"""`fulcrum demo` runs end to end: vLLM and Bedrock emulators, gateway, SDK, fallback."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ def test_demo_runs_the_tour_and_exits() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "served by:  vllm-primary" in out
-    assert "Embedding: 16 dimensions" in out
+    assert "Embedding on vLLM: 16 dimensions" in out
+    # One model is served by Bedrock through Converse/ConverseStream with SigV4, one by vLLM.
+    assert "served by:  bedrock-haiku" in out
+    assert "dimensions from Titan Text Embeddings V2" in out
     # Step 4 makes the primary not ready: the secondary serves, and the header says why.
     assert "served by:  vllm-secondary" in out
     assert "vllm-primary:http_503" in out or "health check had already moved it" in out
