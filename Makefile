@@ -37,5 +37,16 @@ bench-peers: $(STAMP)
 	.venv-peers/bin/pip install --quiet 'litellm[proxy]'
 	$(BIN)/python -m bench.run --peers
 
+## Stack candidates: build .venv-candidates (httpx, Starlette, uvicorn, httptools, granian), then
+## benchmark the pass-through on those stacks and Fulcrum on asyncio / stdlib json (~5 minutes).
+.PHONY: bench-candidates
+bench-candidates: $(STAMP)
+	$(PYTHON) -m venv .venv-candidates
+	echo '*' > .venv-candidates/.gitignore
+	.venv-candidates/bin/pip install --quiet -e . httpx starlette uvicorn
+	.venv-candidates/bin/pip install --quiet httptools || echo "httptools did not install: uvicorn falls back to h11"
+	.venv-candidates/bin/pip install --quiet granian || echo "granian did not install: its row will say unavailable"
+	$(BIN)/python -m bench.run --candidates
+
 clean:
-	rm -rf $(VENV) .venv-peers .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-peers .venv-candidates .pytest_cache .mypy_cache .ruff_cache

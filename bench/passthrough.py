@@ -3,7 +3,9 @@
 It forwards the request bytes and streams the response bytes back chunk by chunk, without
 parsing either, over one keep-alive ``ClientSession`` on uvloop. Whatever Fulcrum costs beyond
 this row is the price of its own features (routing, parsing, usage accounting, metrics), which is
-why the targets in the report are ratios against it.
+why the targets in the report are ratios against it. ``--loop asyncio`` runs the same proxy on the
+stock event loop (the ``pt-aiohttp-asyncio`` stack candidate); :mod:`bench.stacks` has the
+same design on other server and client libraries.
 
 Run: ``python -m bench.passthrough --port 9002 --upstream http://127.0.0.1:9001``.
 """
@@ -12,14 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Coroutine, Iterable, Mapping
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
 # RFC 9110 §7.6.1 connection-specific headers, plus the ones aiohttp recomputes itself.
-_HOP_BY_HOP = frozenset(
+HOP_BY_HOP = frozenset(
     {
         "connection",
         "keep-alive",
@@ -40,9 +43,29 @@ def _forwardable(headers: Mapping[str, str]) -> CIMultiDict[str]:
     """Copy end-to-end headers (all values of repeated ones), dropping hop-by-hop ones."""
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
-        if name.lower() not in _HOP_BY_HOP:
+        if name.lower() not in HOP_BY_HOP:
             out.add(name, value)
     return out
+
+
+def forwardable_pairs(pairs: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+    """:func:`_forwardable` for other libraries' headers, given as (name, value) pairs."""
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in pairs:
+        if name.lower() not in HOP_BY_HOP:
+            out.add(name, value)
+    return out
+
+
+def client_session() -> aiohttp.ClientSession:
+    """The upstream client of every aiohttp-client row: unlimited keep-alive pool, raw bytes."""
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=None)
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,  # forward bytes as they are
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+    )
 
 
 def build_app(upstream: str) -> web.Application:
@@ -51,13 +74,7 @@ def build_app(upstream: str) -> web.Application:
     session_key = web.AppKey("session", aiohttp.ClientSession)
 
     async def open_session(app: web.Application) -> None:
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=None)
-        app[session_key] = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,  # forward bytes as they are
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        )
+        app[session_key] = client_session()
 
     async def close_session(app: web.Application) -> None:
         await app[session_key].close()
@@ -93,7 +110,12 @@ def build_app(upstream: str) -> web.Application:
 
 async def serve(host: str, port: int, upstream: str) -> None:
     """Serve until cancelled (SIGTERM/SIGINT end the process)."""
-    runner = web.AppRunner(build_app(upstream), access_log=None, handle_signals=True)
+    await serve_app(build_app(upstream), host, port)
+
+
+async def serve_app(app: web.Application, host: str, port: int) -> None:
+    """Serve an aiohttp application the way every aiohttp pass-through row does."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()
@@ -108,10 +130,21 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="e.g. http://127.0.0.1:9001")
+    parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (uvloop)"
+    )
     args = parser.parse_args()
-    import uvloop
+    run_loop(serve(args.host, args.port, args.upstream), args.loop)
 
-    uvloop.run(serve(args.host, args.port, args.upstream))
+
+def run_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
+    """Run ``main`` on uvloop or on the stock asyncio loop."""
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 if __name__ == "__main__":

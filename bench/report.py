@@ -1,14 +1,15 @@
 """Turn measured rows into the markdown report: pure functions, no I/O, so they are unit-tested.
 
 Two tables: absolute numbers per row, then each gateway against the pass-through proxy with the
-project's targets marked met / not met. Every "overhead" is relative to the ``direct`` row
+project's targets marked met / not met; a run with ``--candidates`` adds a third, the stack
+candidates against the pass-through proxy. Every "overhead" is relative to the ``direct`` row
 measured in the same run against the same upstream.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bench.stats import difference, ratio
@@ -18,6 +19,8 @@ CONCURRENCIES = (1, 16, 64)
 BASELINE = "direct"
 REFERENCE = "passthrough"
 NOISY = 0.10  # other processes' CPU share above which a row is flagged as noisy
+PASS_THROUGH_PREFIX = "pt-"  # pass-through stack candidates: proxies, not gateways
+STACK_COLUMNS = ("server", "client", "loop", "JSON")
 
 
 @dataclass
@@ -93,6 +96,7 @@ class RunInfo:
     load_after: str
     rate: float
     notes: list[str] = field(default_factory=list)
+    candidates_venv: str = ""  # versions in .venv-candidates, for a --candidates run
 
 
 @dataclass(frozen=True)
@@ -274,8 +278,8 @@ def targets_table(rows: Sequence[Row]) -> list[str]:
     ref_derived = derive(ref_ok, direct) if ref_ok is not None else None
     body: list[list[str]] = []
     for row in rows:
-        if row.name in (BASELINE, REFERENCE):
-            continue
+        if row.name in (BASELINE, REFERENCE) or row.name.startswith(PASS_THROUGH_PREFIX):
+            continue  # the targets are for gateways; pass-through candidates have table 3
         if row.unavailable:
             body.append([row.name] + ["unavailable"] * len(CHECKS))
             continue
@@ -286,14 +290,123 @@ def targets_table(rows: Sequence[Row]) -> list[str]:
     return _table(["row", *(c.label for c in CHECKS)], body)
 
 
-def render(info: RunInfo, rows: Sequence[Row]) -> str:
-    """The whole markdown report."""
+def _versus(
+    value: float | None, ref: float | None, text: Callable[[float], str], is_ref: bool
+) -> str:
+    """``"<value> (<ratio>x)"``: a row's figure and its ratio to the reference row's."""
+    if value is None or math.isnan(value):
+        return "—"
+    if is_ref:
+        return f"{text(value)} (ref.)"
+    # A negative overhead (the row beat `direct` in that phase) has no meaningful ratio.
+    rel = ratio(value, ref) if value >= 0 else None
+    return f"{text(value)} ({'n/a' if rel is None else f'{rel:.2f}x'})"
+
+
+def candidates_table(rows: Sequence[Row], stacks: Mapping[str, Sequence[str]]) -> list[str]:
+    """Table 3: every row named in ``stacks`` (server, client, loop, JSON) against passthrough.
+
+    Ratios to the reference for throughput, latency overheads, CPU and memory; the per-chunk
+    overhead is a few µs either side of zero, so it gets a difference instead of a ratio.
+    """
+    direct = _find(rows, BASELINE)
+    ref = _find(rows, REFERENCE)
+    ref_ok = ref if ref is not None and not ref.unavailable else None
+    rd = derive(ref_ok, direct) if ref_ok is not None else Derived(None, None, None, None)
+    header = [
+        "row",
+        *STACK_COLUMNS,
+        "req/s c=64 (vs ref.)",
+        "added p50 µs (vs ref.)",
+        "TTFT overhead µs (vs ref.)",
+        "per-chunk µs (Δ ref.)",
+        "CPU µs/req (vs ref.)",
+        "peak RSS MB (vs ref.)",
+        "other CPU",
+    ]
+    body: list[list[str]] = []
+    for row in rows:
+        if row.name not in stacks:
+            continue
+        stack = list(stacks[row.name])
+        if row.unavailable:
+            cells = [f"unavailable: {row.unavailable}"] + ["—"] * (len(header) - 6)
+            body.append([row.name, *stack, *cells])
+            continue
+        d = derive(row, direct)
+        is_ref = row is ref_ok
+        rps_ref = ref_ok.rps.get(64) if ref_ok else None
+        chunk = _us(d.per_chunk, 1)
+        delta = difference(d.per_chunk, rd.per_chunk)
+        if is_ref and d.per_chunk is not None:
+            chunk += " (ref.)"
+        elif delta is not None:
+            chunk += f" ({delta * 1e6:+.1f})"
+        body.append(
+            [
+                row.name,
+                *stack,
+                _rps_versus(row.rps.get(64), rps_ref, is_ref),
+                "overloaded"
+                if row.overloaded_at is not None
+                else _versus(d.added_p50, rd.added_p50, _us, is_ref),
+                _versus(d.ttft_overhead, rd.ttft_overhead, _us, is_ref),
+                chunk,
+                _versus(
+                    row.cpu_us_per_req,
+                    ref_ok.cpu_us_per_req if ref_ok else None,
+                    "{:,.0f}".format,
+                    is_ref,
+                ),
+                _versus(row.peak_mb, ref_ok.peak_mb if ref_ok else None, _mb, is_ref),
+                _num(row.foreign_cpu, 100.0, 0) + "%" if row.foreign_cpu is not None else "—",
+            ]
+        )
+    return _table(header, body)
+
+
+def _rps_versus(value: float | None, ref: float | None, is_ref: bool) -> str:
+    """Throughput and its share of the reference's, as a percentage."""
+    if value is None or math.isnan(value):
+        return "—"
+    if is_ref:
+        return f"{value:,.0f} (ref.)"
+    rel = ratio(value, ref)
+    return f"{value:,.0f} ({'n/a' if rel is None else f'{rel:.0%}'})"
+
+
+def _candidates_section(rows: Sequence[Row], stacks: Mapping[str, Sequence[str]]) -> list[str]:
+    named = [r.name for r in rows if r.name in stacks]
+    if not named:
+        return []
+    return [
+        "",
+        "## Stack candidates",
+        "",
+        *candidates_table(rows, stacks),
+        "",
+        "- Each figure of a row is followed by its ratio to `passthrough` of this run (ref.): "
+        "req/s as a percentage (higher is better), the overheads, CPU and memory as a factor "
+        "(lower is better); the per-chunk overhead, a few µs either side of zero, by its "
+        "difference in µs. Overheads are against `direct`, as in the first table.",
+        f"- `{PASS_THROUGH_PREFIX}*` rows relay bytes exactly like `passthrough` (parse nothing) "
+        "on another server, client or loop; `fulcrum-*` rows are the gateway with one piece "
+        "of its stack swapped. Rows marked *noisy* below were measured while other processes "
+        "used the machine.",
+    ]
+
+
+def render(
+    info: RunInfo, rows: Sequence[Row], stacks: Mapping[str, Sequence[str]] | None = None
+) -> str:
+    """The whole markdown report; ``stacks`` (row → server, client, loop, JSON) adds table 3."""
     lines = [
         "# Fulcrum benchmark",
         "",
         f"- date: {info.date}",
         f"- machine: `{info.machine}`, CPU: {info.cpu}",
         f"- Python {info.python}; " + ", ".join(f"{k} {v}" for k, v in info.versions.items()),
+        *([f"- stack candidates from {info.candidates_venv}"] if info.candidates_venv else []),
         f"- durations: {info.durations}",
         f"- pinning: {info.pinning}",
         f"- load average before / after: {info.load_before} / {info.load_after}",
@@ -305,6 +418,7 @@ def render(info: RunInfo, rows: Sequence[Row]) -> str:
         "## Against the pass-through proxy",
         "",
         *targets_table(rows),
+        *_candidates_section(rows, stacks or {}),
         "",
         "## Notes",
         "",

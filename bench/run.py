@@ -25,7 +25,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench import loadgen, peers, procs, report, targets
+from bench import candidates, loadgen, peers, procs, report, targets
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -34,6 +34,11 @@ PROXY_CORE, LOAD_CORE = 0, 1
 WARMUP_REQUESTS = 200
 WARMUP_MAX = 20.0  # seconds
 OVERLOAD_MARGIN = 1.1  # the fixed-rate phase needs this much headroom over the rate
+DEFAULT_DURATION, QUICK_DURATION = 4.0, 1.0
+# --candidates measures three times as many rows: every row, references included, gets shorter
+# phases so the run stays near 6 minutes and all rows are measured alike, and one more round,
+# because on a shared machine the best of three short rounds is steadier than of two longer ones.
+CANDIDATES_DURATION, CANDIDATES_ROUNDS = 1.5, 3
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,20 @@ def make_plan(duration: float, rate: float, rounds: int) -> Plan:
         rate=rate,
         rounds=rounds,
     )
+
+
+def default_duration(quick: bool, with_candidates: bool) -> float:
+    """Seconds per throughput phase when ``--duration`` is not given."""
+    if quick:
+        return QUICK_DURATION
+    return CANDIDATES_DURATION if with_candidates else DEFAULT_DURATION
+
+
+def default_rounds(quick: bool, with_candidates: bool) -> int:
+    """Interleaved rounds when ``--rounds`` is not given."""
+    if quick:
+        return 1
+    return CANDIDATES_ROUNDS if with_candidates else 2
 
 
 def _pinning() -> tuple[int | None, int | None, str]:
@@ -173,7 +192,11 @@ def _run_row(
         if server is not None:
             mem = procs.memory(server.pid)
             row.peak_mb, row.rss_mb = mem.peak_mb, mem.rss_mb
-        print(f"[bench] {target.name}: measured in {time.monotonic() - started:.0f}s", flush=True)
+        print(
+            f"[bench] {target.name}: measured in {time.monotonic() - started:.0f}s "
+            f"({_round_summary(row)})",
+            flush=True,
+        )
     except procs.StartError as exc:
         row.unavailable = str(exc).replace("|", "/").replace("\n", " ")[:300]
         print(f"[bench] {target.name}: unavailable: {row.unavailable}", flush=True)
@@ -181,6 +204,14 @@ def _run_row(
         if server is not None:
             server.stop()
     return row
+
+
+def _round_summary(row: report.Row) -> str:
+    """This round's headline figures, so a noisy round can be spotted in the log."""
+    cpu = f"{row.cpu_us_per_req:.0f} µs/req" if row.cpu_us_per_req is not None else "—"
+    ttft = f"{row.ttft_p50 * 1e3:.2f} ms" if row.ttft_p50 is not None else "—"
+    other = f"{row.foreign_cpu:.0%}" if row.foreign_cpu is not None else "—"
+    return f"c=64 {row.rps.get(64, 0.0):,.0f} req/s, CPU {cpu}, TTFT {ttft}, other CPU {other}"
 
 
 def _run_rounds(
@@ -243,13 +274,26 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run (< 40 s)")
     parser.add_argument(
-        "--duration", type=float, help="seconds per throughput phase (default 4, quick 1)"
+        "--duration",
+        type=float,
+        help=f"seconds per throughput phase (default {DEFAULT_DURATION:g}, quick "
+        f"{QUICK_DURATION:g}, candidates {CANDIDATES_DURATION:g})",
     )
     parser.add_argument(
-        "--rounds", type=int, help="interleaved rounds per row, best kept (default 2, quick 1)"
+        "--rounds",
+        type=int,
+        help="interleaved rounds per row, best kept (default 2, quick 1, candidates "
+        f"{CANDIDATES_ROUNDS})",
     )
     parser.add_argument("--rate", type=float, default=200.0, help="fixed rate, req/s")
     parser.add_argument("--peers", action="store_true", help="add LiteLLM (from .venv-peers)")
+    parser.add_argument(
+        "--candidates",
+        action="store_true",
+        help="add the stack candidates (pass-through variants from .venv-candidates, Fulcrum "
+        f"on asyncio / stdlib json) and their table; defaults {CANDIDATES_DURATION:g}s phases, "
+        f"{CANDIDATES_ROUNDS} rounds",
+    )
     parser.add_argument(
         "--only", help="comma-separated rows to run, e.g. direct,passthrough (direct is implied)"
     )
@@ -259,28 +303,40 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    duration = args.duration if args.duration else (1.0 if args.quick else 4.0)
-    rounds = args.rounds if args.rounds else (1 if args.quick else 2)
+    duration = args.duration or default_duration(args.quick, args.candidates)
+    rounds = args.rounds or default_rounds(args.quick, args.candidates)
     if not 0.2 <= duration <= 120 or not 1 <= rounds <= 10 or not 1 <= args.rate <= 5000:
         print("bench: need 0.2 <= --duration <= 120, 1 <= --rounds <= 10, 1 <= --rate <= 5000")
         return 2
     plan = make_plan(duration, args.rate, rounds)
     proxy_core, load_core, pinning = _pinning()
     rows_wanted = targets.selected(args.peers)
+    if args.candidates:
+        rows_wanted += candidates.TARGETS
     if args.only:
         names = {"direct", *(n.strip() for n in args.only.split(","))}
         rows_wanted = [t for t in rows_wanted if t.name in names]
+    durations = plan.describe()
+    if args.quick:
+        durations += " — quick smoke run"
+    elif args.candidates and not (args.duration or args.rounds):
+        durations += (
+            f" — candidates run: shorter phases ({CANDIDATES_DURATION:g}s instead of "
+            f"{DEFAULT_DURATION:g}s) and {CANDIDATES_ROUNDS} rounds for every row, the reference "
+            "rows included, so that all rows are measured alike and the run stays near 6 minutes"
+        )
     info = report.RunInfo(
         date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         machine=platform.machine(),
         cpu=f"{_cpu_model()} ({os.cpu_count()} CPUs)",
         python=platform.python_version(),
         versions=_versions(args.peers),
-        durations=plan.describe() + (" — quick smoke run" if args.quick else ""),
+        durations=durations,
         pinning=pinning,
         load_before=_loadavg(),
         load_after="",
         rate=plan.rate,
+        candidates_venv=candidates.describe_venv(REPO_ROOT) if args.candidates else "",
     )
     print(f"[bench] {plan.describe()}; {pinning}", flush=True)
     rows: list[report.Row] = []
@@ -313,11 +369,19 @@ def main(argv: list[str] | None = None) -> int:
     info.load_after = _loadavg()
     if proxy_core is None:
         info.notes.append("cores were not pinned; rows compete with the load generator")
-    text = report.render(info, rows)
+    if args.candidates:
+        info.notes += candidates.notes(REPO_ROOT)
+        info.notes.append(candidates.json_note())
+    stacks = candidates.stacks_of([r.name for r in rows]) if args.candidates else {}
+    text = report.render(info, rows, stacks)
     print("\n" + text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
-    raw = {"info": dataclasses.asdict(info), "rows": [dataclasses.asdict(r) for r in rows]}
+    raw = {
+        "info": dataclasses.asdict(info),
+        "rows": [dataclasses.asdict(r) for r in rows],
+        "stacks": stacks,
+    }
     args.output.with_suffix(".json").write_text(json.dumps(raw, indent=2, default=str))
     print(f"[bench] written to {args.output}", flush=True)
     return 0
