@@ -117,3 +117,8 @@ def faulty_emulator(stack: Stack) -> Iterator[Emulator]:
 def wait_idle(emulator: Emulator, timeout: float = 10.0) -> None:
     """Poll until the emulator runs no request (so one test's tail never leaks into another)."""
     poll_until(lambda: emulator.requests_running() == 0, timeout, what="emulator idle")
+
+
+# The Bedrock stack (``tests/e2e/bedrock_fixtures.py``), registered here so that every test
+# module shares one session-scoped set of processes.
+from tests.e2e.bedrock_fixtures import bedrock_stack, faulty_bedrock  # noqa: E402, F401

@@ -186,6 +186,7 @@ class BedrockStream:
         self._deltas = 0  # content deltas forwarded: ~one token each, for estimates
         self._decoder = EventStreamDecoder()
         self._pending: list[StreamEvent] = []
+        self._failure: UpstreamError | None = None  # raised once what preceded it was sent
         self._stopped = False
         self._closed = False
 
@@ -201,8 +202,13 @@ class BedrockStream:
                     reason="stream_closed",
                     code="upstream_stream_closed",
                 )
-            if events and events[0].kind != "event":
-                raise self._exception(events[0], retryable_ok=True)
+            # An exception before any content (even in the same read as messageStart) reached
+            # nobody yet: it may still fail over.
+            for event in events:
+                if event.kind != "event":
+                    raise self._exception(event, retryable_ok=True)
+                if event.name == "contentBlockDelta":
+                    break
             self._pending = events
 
     async def _read(self) -> list[StreamEvent] | None:
@@ -233,6 +239,9 @@ class BedrockStream:
 
     async def __anext__(self) -> bytes:
         while True:
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
             if self.completed:
                 raise StopAsyncIteration
             events = self._pending
@@ -250,7 +259,9 @@ class BedrockStream:
         out: list[bytes] = []
         for event in events:
             if event.kind != "event":
-                raise self._exception(event)
+                # Deliver what came before the exception first; raise it on the next call.
+                self._failure = self._exception(event)
+                break
             for chunk in self._translator.translate(event.name, event.payload):
                 if "usage" in chunk:
                     self.usage = self._translator.usage
