@@ -9,7 +9,12 @@ Three modes, each bounded in time *and* in request count so a run always ends by
 * streaming    - one request at a time with ``"stream": true``: time to the first body chunk
   and time to the end of the stream, to isolate per-request and per-chunk costs.
 
-Run standalone: ``python -m bench.loadgen --url http://127.0.0.1:8080 --mode closed -c 16``.
+What is sent is a :class:`Workload`: OpenAI chat completions (every gateway row), or Bedrock's
+Converse / ConverseStream (the ``bedrock-direct`` row, straight to the emulator). A Bedrock
+event stream is not decoded, only read to its end and its content deltas counted.
+
+Run standalone: ``python -m bench.loadgen --url http://127.0.0.1:8080 --mode closed -c 16``
+(``--api bedrock --model <model id>`` for the Bedrock emulator).
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from bench.stats import Summary
 
@@ -31,18 +38,78 @@ REQUEST_TIMEOUT = 30.0
 LATE_SEND = 0.001  # open loop: a send that starts later than this is counted as late
 TIMER_LEAD = 0.0005  # open loop: aim timers this early (they have 1 ms resolution)
 STREAM_DATA_LINES = 65  # 64 content chunks + [DONE]; the usage chunk only when asked for
+MAX_TOKENS = 16  # non-streaming requests (and OpenAI-upstream streams, which ignore it)
+BEDROCK_STREAM_TOKENS = 64  # Bedrock streams: the emulator sends one content delta per token
+BEDROCK_DELTA = b"contentBlockDelta"  # the `:event-type` of a content delta, in each header
 
 
-def chat_body(model: str, stream: bool = False) -> bytes:
+def chat_body(model: str, stream: bool = False, max_tokens: int = MAX_TOKENS) -> bytes:
     """The request every target receives: a tiny prompt, so the proxies dominate the cost."""
     payload: dict[str, object] = {
         "model": model,
         "messages": [{"role": "user", "content": "hi"}],
-        "max_tokens": 16,
+        "max_tokens": max_tokens,
     }
     if stream:
         payload["stream"] = True
     return orjson.dumps(payload)
+
+
+def converse_body(max_tokens: int = MAX_TOKENS) -> bytes:
+    """The same tiny prompt as a Bedrock Converse / ConverseStream request body."""
+    return orjson.dumps(
+        {
+            "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+            "inferenceConfig": {"maxTokens": max_tokens},
+        }
+    )
+
+
+def bedrock_path(model_id: str, operation: str) -> str:
+    """``/model/{id}/{operation}`` with the id percent-encoded, as the AWS SDKs send it."""
+    return f"/model/{quote(model_id, safe='')}/{operation}"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a row is sent: the plain and the streaming request, and what a full stream holds.
+
+    A stream counts as complete when its body contains ``stream_marker`` at least
+    ``stream_min`` times: ``data:`` lines for OpenAI SSE, content-delta events for Bedrock.
+    """
+
+    path: str
+    body: bytes
+    stream_path: str
+    stream_body: bytes
+    stream_marker: bytes = b"data:"
+    stream_min: int = STREAM_DATA_LINES
+
+    def url(self, base: str, stream: bool = False) -> URL:
+        """The request URL, sent exactly as written (aiohttp would re-quote ``%3A``)."""
+        return URL(base + (self.stream_path if stream else self.path), encoded=True)
+
+
+def openai_workload(model: str, stream_max_tokens: int = MAX_TOKENS) -> Workload:
+    """OpenAI chat completions for ``model``, non-streaming and streaming."""
+    return Workload(
+        path=CHAT_PATH,
+        body=chat_body(model),
+        stream_path=CHAT_PATH,
+        stream_body=chat_body(model, stream=True, max_tokens=stream_max_tokens),
+    )
+
+
+def bedrock_workload(model_id: str) -> Workload:
+    """Converse and ConverseStream on ``model_id``; a full stream has 64 content deltas."""
+    return Workload(
+        path=bedrock_path(model_id, "converse"),
+        body=converse_body(),
+        stream_path=bedrock_path(model_id, "converse-stream"),
+        stream_body=converse_body(BEDROCK_STREAM_TOKENS),
+        stream_marker=BEDROCK_DELTA,
+        stream_min=BEDROCK_STREAM_TOKENS,
+    )
 
 
 @dataclass
@@ -88,8 +155,17 @@ def _session(pool: int) -> aiohttp.ClientSession:
 class _Recorder:
     """Sends one request and records its outcome into a PhaseResult."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, body: bytes, res: PhaseResult):
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str | URL,
+        body: bytes,
+        res: PhaseResult,
+        marker: bytes = b"data:",
+        min_count: int = STREAM_DATA_LINES,
+    ):
         self.session, self.url, self.body, self.res = session, url, body, res
+        self.marker, self.min_count = marker, min_count
 
     def _fail(self, reason: str) -> None:
         self.res.errors += 1
@@ -126,9 +202,10 @@ class _Recorder:
             self._fail(f"{type(exc).__name__}: {exc}")
             return
         end = time.perf_counter()
-        data_lines = b"".join(parts).count(b"data:")
-        if first is None or data_lines < STREAM_DATA_LINES:
-            self._fail(f"stream ended after {data_lines} data lines (< {STREAM_DATA_LINES})")
+        seen = b"".join(parts).count(self.marker)
+        if first is None or seen < self.min_count:
+            marker = self.marker.decode(errors="replace")
+            self._fail(f"stream ended after {seen} {marker!r} (< {self.min_count})")
             return
         self.res.ttfts.append(first - start)
         self.res.latencies.append(end - start)
@@ -136,17 +213,19 @@ class _Recorder:
 
 
 async def _closed(
-    url: str,
+    url: str | URL,
     body: bytes,
     concurrency: int,
     duration: float,
     max_requests: int,
     mode: str,
     send: Callable[[_Recorder], Callable[[float], Awaitable[None]]],
+    marker: bytes = b"data:",
+    min_count: int = STREAM_DATA_LINES,
 ) -> PhaseResult:
     res = PhaseResult(mode=mode, elapsed=0.0, ok=0, errors=0)
     async with _session(concurrency) as session:
-        rec = _Recorder(session, url, body, res)
+        rec = _Recorder(session, url, body, res, marker, min_count)
         one = send(rec)
         issued = 0
         begin = time.perf_counter()
@@ -167,7 +246,7 @@ async def _closed(
 
 
 async def closed_loop(
-    url: str,
+    url: str | URL,
     body: bytes,
     concurrency: int,
     duration: float,
@@ -180,11 +259,48 @@ async def closed_loop(
 
 
 async def streaming(
-    url: str, body: bytes, duration: float, concurrency: int = 1, max_requests: int = MAX_REQUESTS
+    url: str | URL,
+    body: bytes,
+    duration: float,
+    concurrency: int = 1,
+    max_requests: int = MAX_REQUESTS,
+    marker: bytes = b"data:",
+    min_count: int = STREAM_DATA_LINES,
 ) -> PhaseResult:
-    """Streaming requests back to back: TTFT and total time per request."""
+    """Streaming requests back to back: TTFT and total time per request.
+
+    A stream counts only when it was read to its end and held ``marker`` at least
+    ``min_count`` times (``data:`` lines of SSE; content-delta events of a Bedrock stream).
+    """
     return await _closed(
-        url, body, concurrency, duration, max_requests, f"stream c={concurrency}", _streamed
+        url,
+        body,
+        concurrency,
+        duration,
+        max_requests,
+        f"stream c={concurrency}",
+        _streamed,
+        marker,
+        min_count,
+    )
+
+
+async def stream_phase(
+    base: str,
+    workload: Workload,
+    duration: float,
+    concurrency: int = 1,
+    max_requests: int = MAX_REQUESTS,
+) -> PhaseResult:
+    """:func:`streaming` with ``workload``'s streaming request and its completeness check."""
+    return await streaming(
+        workload.url(base, stream=True),
+        workload.stream_body,
+        duration,
+        concurrency,
+        max_requests,
+        workload.stream_marker,
+        workload.stream_min,
     )
 
 
@@ -197,7 +313,7 @@ def _streamed(rec: _Recorder) -> Callable[[float], Awaitable[None]]:
 
 
 async def open_loop(
-    url: str,
+    url: str | URL,
     body: bytes,
     rate: float,
     duration: float,
@@ -256,17 +372,24 @@ def main() -> None:
     parser.add_argument("-c", "--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=200.0, help="open loop: requests/s")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds")
+    parser.add_argument(
+        "--api",
+        choices=("openai", "bedrock"),
+        default="openai",
+        help="OpenAI chat completions, or Bedrock Converse / ConverseStream (--model: its id)",
+    )
     parser.add_argument("--model", default="bench-model")
     args = parser.parse_args()
     import uvloop
 
-    url = args.url.rstrip("/") + CHAT_PATH
+    base = args.url.rstrip("/")
+    work = bedrock_workload(args.model) if args.api == "bedrock" else openai_workload(args.model)
     if args.mode == "closed":
-        coro = closed_loop(url, chat_body(args.model), args.concurrency, args.duration)
+        coro = closed_loop(work.url(base), work.body, args.concurrency, args.duration)
     elif args.mode == "open":
-        coro = open_loop(url, chat_body(args.model), args.rate, args.duration)
+        coro = open_loop(work.url(base), work.body, args.rate, args.duration)
     else:
-        coro = streaming(url, chat_body(args.model, stream=True), args.duration, args.concurrency)
+        coro = stream_phase(base, work, args.duration, args.concurrency)
     _print(uvloop.run(coro))
 
 

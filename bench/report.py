@@ -2,8 +2,10 @@
 
 Two tables: absolute numbers per row, then each gateway against the pass-through proxy with the
 project's targets marked met / not met; a run with ``--candidates`` adds a third, the stack
-candidates against the pass-through proxy. Every "overhead" is relative to the ``direct`` row
-measured in the same run against the same upstream.
+candidates against the pass-through proxy. Every "overhead" is relative to the row's baseline
+measured in the same run against the same upstream: ``direct`` for the OpenAI path,
+``bedrock-direct`` (the Bedrock emulator called directly) for ``fulcrum-bedrock``, which also
+gets a short table of its own, next to the OpenAI path's overhead for context.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ STREAM_CHUNKS = 64
 CONCURRENCIES = (1, 16, 64)
 BASELINE = "direct"
 REFERENCE = "passthrough"
+BEDROCK_BASELINE = "bedrock-direct"
+BEDROCK_GATEWAY = "fulcrum-bedrock"
+OPENAI_GATEWAY = "fulcrum"
+BASELINE_OF = {BEDROCK_GATEWAY: BEDROCK_BASELINE}  # every other row is measured against direct
+BASELINES = frozenset({BASELINE, BEDROCK_BASELINE})
 NOISY = 0.10  # other processes' CPU share above which a row is flagged as noisy
 PASS_THROUGH_PREFIX = "pt-"  # pass-through stack candidates: proxies, not gateways
 STACK_COLUMNS = ("server", "client", "loop", "JSON")
@@ -97,6 +104,12 @@ class RunInfo:
     rate: float
     notes: list[str] = field(default_factory=list)
     candidates_venv: str = ""  # versions in .venv-candidates, for a --candidates run
+    bedrock_notes: list[str] = field(default_factory=list)  # in-process costs of the path
+
+
+def baseline_name(name: str) -> str:
+    """The row ``name``'s overheads are measured against."""
+    return BASELINE_OF.get(name, BASELINE)
 
 
 @dataclass(frozen=True)
@@ -107,10 +120,17 @@ class Derived:
     added_p99: float | None
     ttft_overhead: float | None
     per_chunk: float | None
+    stream_overhead: float | None = None  # TTFT + tail: the whole stream's added time
+
+
+def _stream_time(row: Row) -> float | None:
+    if row.ttft_p50 is None or row.tail_p50 is None:
+        return None
+    return row.ttft_p50 + row.tail_p50
 
 
 def derive(row: Row, direct: Row | None) -> Derived:
-    """Overheads of ``row`` against the ``direct`` row (None where either side is missing)."""
+    """Overheads of ``row`` against its baseline ``direct`` (None where either side is missing)."""
     if direct is None or row.unavailable or direct.unavailable:
         return Derived(None, None, None, None)
     tail = difference(row.tail_p50, direct.tail_p50)
@@ -119,7 +139,13 @@ def derive(row: Row, direct: Row | None) -> Derived:
         added_p99=difference(row.open_p99, direct.open_p99),
         ttft_overhead=difference(row.ttft_p50, direct.ttft_p50),
         per_chunk=None if tail is None else tail / (STREAM_CHUNKS - 1),
+        stream_overhead=difference(_stream_time(row), _stream_time(direct)),
     )
+
+
+def derive_for(row: Row, rows: Sequence[Row]) -> Derived:
+    """Overheads of ``row`` against its own baseline among ``rows``."""
+    return derive(row, _find(rows, baseline_name(row.name)))
 
 
 def _num(value: float | None, scale: float, digits: int) -> str:
@@ -168,14 +194,13 @@ def results_table(rows: Sequence[Row], rate: float) -> list[str]:
         "errors",
         "other CPU",
     ]
-    direct = _find(rows, BASELINE)
     body: list[list[str]] = []
     for row in rows:
         if row.unavailable:
             body.append([row.name, f"unavailable: {row.unavailable}"] + ["—"] * (len(header) - 2))
             continue
-        d = derive(row, direct)
-        is_base = row.name == BASELINE
+        d = derive_for(row, rows)
+        is_base = row.name in BASELINES
         over = "overloaded" if row.overloaded_at is not None else None
         body.append(
             [
@@ -278,8 +303,10 @@ def targets_table(rows: Sequence[Row]) -> list[str]:
     ref_derived = derive(ref_ok, direct) if ref_ok is not None else None
     body: list[list[str]] = []
     for row in rows:
-        if row.name in (BASELINE, REFERENCE) or row.name.startswith(PASS_THROUGH_PREFIX):
+        if row.name in (*BASELINES, REFERENCE) or row.name.startswith(PASS_THROUGH_PREFIX):
             continue  # the targets are for gateways; pass-through candidates have table 3
+        if baseline_name(row.name) != BASELINE:
+            continue  # another path (Bedrock): no targets, its own table
         if row.unavailable:
             body.append([row.name] + ["unavailable"] * len(CHECKS))
             continue
@@ -396,6 +423,136 @@ def _candidates_section(rows: Sequence[Row], stacks: Mapping[str, Sequence[str]]
     ]
 
 
+def _share(value: float | None, base: float | None) -> str:
+    """Throughput and its share of the baseline's, as a percentage."""
+    if value is None or math.isnan(value):
+        return "—"
+    rel = ratio(value, base)
+    return f"{value:,.0f} ({'n/a' if rel is None else f'{rel:.0%}'})"
+
+
+def _signed_us(value: float | None, digits: int = 0) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value * 1e6:+,.{digits}f}"
+
+
+BEDROCK_PATHS = (
+    ("OpenAI (context)", OPENAI_GATEWAY, BASELINE),
+    ("Bedrock", BEDROCK_GATEWAY, BEDROCK_BASELINE),
+)
+
+
+def bedrock_table(rows: Sequence[Row]) -> list[str]:
+    """The Bedrock path's overheads next to the OpenAI path's, and their difference.
+
+    Each path is a gateway row against its own baseline (``fulcrum`` vs ``direct``,
+    ``fulcrum-bedrock`` vs ``bedrock-direct``); the last line is Bedrock minus OpenAI, what the
+    Bedrock-specific work adds over the OpenAI path's own JSON and SSE handling.
+    """
+    header = [
+        "path",
+        "gateway vs baseline",
+        "req/s c=1 (% of baseline)",
+        "req/s c=64 (% of baseline)",
+        "CPU µs/req c=64",
+        "added p50 (µs)",
+        "added p99 (µs)",
+        "TTFT overhead (µs)",
+        "per-chunk overhead (µs)",
+        "stream overhead (µs)",
+        "peak RSS (MB)",
+    ]
+    body: list[list[str]] = []
+    measured: list[tuple[Row, Derived]] = []
+    for label, gateway, baseline in BEDROCK_PATHS:
+        row, base = _find(rows, gateway), _find(rows, baseline)
+        pair = f"`{gateway}` vs `{baseline}`"
+        if row is None or base is None:
+            missing = gateway if row is None else baseline
+            body.append([label, pair, f"not measured (`{missing}` not in this run)"] + ["—"] * 8)
+            continue
+        if row.unavailable or base.unavailable:
+            down = row if row.unavailable else base
+            body.append([label, pair, f"unavailable: `{down.name}`"] + ["—"] * 8)
+            continue
+        d = derive(row, base)
+        measured.append((row, d))
+        over = "overloaded" if row.overloaded_at is not None else None
+        body.append(
+            [
+                label,
+                pair,
+                _share(row.rps.get(1), base.rps.get(1)),
+                _share(row.rps.get(64), base.rps.get(64)),
+                _num(row.cpu_us_per_req, 1.0, 0),
+                over or _us(d.added_p50),
+                over or _us(d.added_p99),
+                _us(d.ttft_overhead),
+                _us(d.per_chunk, 1),
+                _us(d.stream_overhead),
+                _mb(row.peak_mb),
+            ]
+        )
+    if len(measured) == 2:
+        (openai, od), (bedrock, bd) = measured
+        cpu = difference(bedrock.cpu_us_per_req, openai.cpu_us_per_req)
+        rss = difference(bedrock.peak_mb, openai.peak_mb)
+        skipped = bedrock.overloaded_at is not None or openai.overloaded_at is not None
+        body.append(
+            [
+                "Bedrock - OpenAI",
+                "difference",
+                "—",
+                "—",
+                "—" if cpu is None else f"{cpu:+,.0f}",
+                "—" if skipped else _signed_us(difference(bd.added_p50, od.added_p50)),
+                "—" if skipped else _signed_us(difference(bd.added_p99, od.added_p99)),
+                _signed_us(difference(bd.ttft_overhead, od.ttft_overhead)),
+                _signed_us(difference(bd.per_chunk, od.per_chunk), 1),
+                _signed_us(difference(bd.stream_overhead, od.stream_overhead)),
+                "—" if rss is None else f"{rss:+,.1f}",
+            ]
+        )
+    return _table(header, body)
+
+
+def _bedrock_section(info: RunInfo, rows: Sequence[Row]) -> list[str]:
+    if not any(r.name in (BEDROCK_BASELINE, BEDROCK_GATEWAY) for r in rows):
+        return []
+    return [
+        "",
+        "## Bedrock path",
+        "",
+        *bedrock_table(rows),
+        "",
+        f"- `{BEDROCK_GATEWAY}` is the gateway with one Bedrock deployment: the load generator "
+        "sends it the usual OpenAI chat requests and Fulcrum calls the Bedrock Runtime emulator "
+        f"(`fulcrum sim bedrock --no-latency --no-auth`) with Converse / ConverseStream. "
+        f"`{BEDROCK_BASELINE}` is the load generator sending the same requests as Converse / "
+        "ConverseStream to the emulator itself; its numbers are the baseline of "
+        f"`{BEDROCK_GATEWAY}`, so the emulator's own cost cancels. Same `maxTokens` on both "
+        f"(16, and {STREAM_CHUNKS} when streaming: {STREAM_CHUNKS} content deltas per stream).",
+        "- **What the Bedrock path adds** = request translation (OpenAI chat → Converse JSON; "
+        "for non-streaming requests also the Converse response → `chat.completion`) + **SigV4 "
+        "signing** of every request with botocore (canonical request, SHA-256 of the body, "
+        "HMAC-SHA256 key derivation and signature) + **event-stream decoding** (prelude and "
+        "message CRC-32s, headers, one JSON payload per event) + **SSE encoding** (one "
+        "`chat.completion.chunk` per event). The emulator does not verify signatures "
+        "(`--no-auth`), so that cost is not in the measurement.",
+        "- With `--no-latency` the emulator writes each stream (68 events, ~13 KB) in one body, "
+        "and Fulcrum translates what one read brings as one batch: for both Bedrock rows the "
+        "first body bytes arrive with (nearly) the whole stream, so *TTFT overhead* is the "
+        "whole stream's translation and *per-chunk overhead* stays near zero. *stream "
+        "overhead* (median time to the end of the stream minus the baseline's = TTFT overhead "
+        f"+ {STREAM_CHUNKS - 1} x per-chunk) is the figure that compares across the two paths.",
+        "- The OpenAI row is `fulcrum` against `direct` from the first table, for context; the "
+        "last line is Bedrock minus OpenAI. No targets apply to the Bedrock path: issue #3 asks "
+        "for it to be recorded.",
+        *(f"- {note}" for note in info.bedrock_notes),
+    ]
+
+
 def render(
     info: RunInfo, rows: Sequence[Row], stacks: Mapping[str, Sequence[str]] | None = None
 ) -> str:
@@ -418,6 +575,7 @@ def render(
         "## Against the pass-through proxy",
         "",
         *targets_table(rows),
+        *_bedrock_section(info, rows),
         *_candidates_section(rows, stacks or {}),
         "",
         "## Notes",
@@ -439,6 +597,12 @@ def render(
         "- other CPU = share of the machine's CPU used by processes outside this benchmark "
         f"while the row was measured; above {NOISY:.0%} the row's numbers are noisy.",
     ]
+    for gateway, baseline in BASELINE_OF.items():
+        if _find(rows, gateway) is not None:
+            lines.append(
+                f"- `{gateway}`: its added latency, TTFT and per-chunk overheads are against "
+                f"`{baseline}`, not `direct` (see the Bedrock path table)."
+            )
     for row in rows:
         if row.overloaded_at is not None:
             lines.append(

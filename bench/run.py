@@ -1,10 +1,12 @@
-"""``make bench``: direct vs. pass-through proxy vs. Fulcrum (vs. LiteLLM with ``--peers``).
+"""``make bench``: direct vs. pass-through proxy vs. Fulcrum (vs. LiteLLM with ``--peers``), and
+the Bedrock path: the Bedrock emulator called directly vs. Fulcrum in front of it.
 
-One run starts the bench upstream once, then, for each row in turn, starts the system under test
-pinned to core 0, checks it answers correctly, warms it up, measures it, reads its memory and
-stops it — so no two proxies ever compete for the CPU. This process (the load generator) and the
-upstream run on core 1. The report is printed and written to ``bench/results/latest.md``
-(plus the raw numbers in ``latest.json``).
+One run starts the upstreams once (the bench upstream, and the Bedrock emulator when a Bedrock
+row is wanted), then, for each row in turn, starts the system under test pinned to core 0,
+checks it answers correctly, warms it up, measures it, reads its memory and stops it — so no
+two proxies ever compete for the CPU. This process (the load generator) and the upstreams run on
+core 1. The report is printed and written to ``bench/results/latest.md`` (plus the raw numbers
+in ``latest.json``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench import candidates, loadgen, peers, procs, report, targets
+from bench import bedrock, candidates, loadgen, peers, procs, report, targets
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -39,6 +41,9 @@ DEFAULT_DURATION, QUICK_DURATION = 4.0, 1.0
 # phases so the run stays near 6 minutes and all rows are measured alike, and one more round,
 # because on a shared machine the best of three short rounds is steadier than of two longer ones.
 CANDIDATES_DURATION, CANDIDATES_ROUNDS = 1.5, 3
+# The Bedrock rows measure each phase for half as long, so that they add about a minute to a
+# default run (two rows, two rounds); both are measured alike, so their comparison is fair.
+BEDROCK_PHASES = 0.5
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,40 @@ def make_plan(duration: float, rate: float, rounds: int) -> Plan:
     )
 
 
+def plan_for(plan: Plan, target: targets.Target) -> Plan:
+    """The phases of ``target``: Bedrock rows get BEDROCK_PHASES of each measured phase."""
+    if target.upstream != targets.BEDROCK_UPSTREAM or BEDROCK_PHASES == 1.0:
+        return plan
+    return dataclasses.replace(
+        plan,
+        throughput=plan.throughput * BEDROCK_PHASES,
+        open_loop=plan.open_loop * BEDROCK_PHASES,
+        streaming=plan.streaming * BEDROCK_PHASES,
+    )
+
+
+def choose_rows(peers: bool, with_candidates: bool, only: str | None) -> list[targets.Target]:
+    """The run's rows: the default ones (plus LiteLLM, plus the candidates), or ``--only``'s.
+
+    ``--only`` keeps the rows it names and their baselines (``direct`` always,
+    ``bedrock-direct`` for ``fulcrum-bedrock``); a name the run does not know is a ValueError.
+    A ``--candidates`` run compares stacks on the OpenAI path, so it has the Bedrock rows only
+    when ``--only`` names them.
+    """
+    rows = targets.selected(peers, bedrock_wanted=not with_candidates or bool(only))
+    if with_candidates:
+        rows += candidates.TARGETS
+    if not only:
+        return rows
+    names = {n.strip() for n in only.split(",") if n.strip()}
+    known = [t.name for t in rows]
+    unknown = sorted(names.difference(known))
+    if unknown:
+        raise ValueError(f"unknown row(s) {', '.join(unknown)}; this run has {', '.join(known)}")
+    names |= {report.BASELINE} | {report.baseline_name(n) for n in names}
+    return [t for t in rows if t.name in names]
+
+
 def default_duration(quick: bool, with_candidates: bool) -> float:
     """Seconds per throughput phase when ``--duration`` is not given."""
     if quick:
@@ -107,26 +146,24 @@ def _pinning() -> tuple[int | None, int | None, str]:
     return None, None, f"not pinned: only CPUs {available} available, numbers are indicative"
 
 
-async def _check(base: str) -> str | None:
+async def _check(base: str, work: loadgen.Workload) -> str | None:
     """One plain and one streaming request must succeed before a row is measured."""
-    url = base + loadgen.CHAT_PATH
-    plain = await loadgen.closed_loop(url, loadgen.chat_body(MODEL), 1, 15.0, max_requests=1)
+    plain = await loadgen.closed_loop(work.url(base), work.body, 1, 15.0, max_requests=1)
     if plain.ok != 1:
-        return f"chat completion failed: {plain.first_error}"
-    stream = await loadgen.streaming(
-        url, loadgen.chat_body(MODEL, stream=True), 15.0, max_requests=1
-    )
+        return f"plain request failed: {plain.first_error}"
+    stream = await loadgen.stream_phase(base, work, 15.0, max_requests=1)
     if stream.ok != 1:
         return f"streaming failed: {stream.first_error}"
     return None
 
 
-async def _warm_up(url: str, body: bytes, stream_body: bytes, plan: Plan) -> None:
+async def _warm_up(base: str, work: loadgen.Workload, plan: Plan) -> None:
     """At least ``plan.warmup`` seconds *and* WARMUP_REQUESTS requests (capped in time).
 
     Time alone is not enough: a slow gateway that imports code lazily on its first requests
     (LiteLLM does) would still be warming up when the measurement starts.
     """
+    url, body = work.url(base), work.body
     started = time.monotonic()
     done = 0
     while time.monotonic() - started < WARMUP_MAX:
@@ -134,15 +171,19 @@ async def _warm_up(url: str, body: bytes, stream_body: bytes, plan: Plan) -> Non
         done += res.ok
         if done >= WARMUP_REQUESTS and time.monotonic() - started >= plan.warmup:
             break
-    await loadgen.streaming(url, stream_body, plan.warmup / 2, max_requests=WARMUP_REQUESTS // 4)
+    await loadgen.stream_phase(base, work, plan.warmup / 2, max_requests=WARMUP_REQUESTS // 4)
 
 
-async def _measure(base: str, plan: Plan, server: procs.Server | None, row: report.Row) -> None:
+async def _measure(
+    base: str,
+    work: loadgen.Workload,
+    plan: Plan,
+    server: procs.Server | None,
+    row: report.Row,
+) -> None:
     """Warm up, then the throughput, fixed-rate and streaming phases, filling ``row``."""
-    url = base + loadgen.CHAT_PATH
-    body = loadgen.chat_body(MODEL)
-    stream_body = loadgen.chat_body(MODEL, stream=True)
-    await _warm_up(url, body, stream_body, plan)
+    url, body = work.url(base), work.body
+    await _warm_up(base, work, plan)
     phases: list[loadgen.PhaseResult] = []
     for concurrency in report.CONCURRENCIES:
         cpu_before = procs.cpu_seconds(server.pid) if server else 0.0
@@ -161,7 +202,7 @@ async def _measure(base: str, plan: Plan, server: procs.Server | None, row: repo
         summary = fixed.summary()
         row.open_p50, row.open_p99, row.late_sends = summary.p50, summary.p99, fixed.late_sends
         phases.append(fixed)
-    stream = await loadgen.streaming(url, stream_body, plan.streaming)
+    stream = await loadgen.stream_phase(base, work, plan.streaming)
     row.ttft_p50 = stream.ttft_summary().p50
     row.tail_p50 = stream.streaming_tail().p50
     phases.append(stream)
@@ -169,25 +210,46 @@ async def _measure(base: str, plan: Plan, server: procs.Server | None, row: repo
     row.first_error = next((p.first_error for p in phases if p.first_error), None)
 
 
+def _emulator_ready(emulator: procs.Server) -> procs.Server | str:
+    """The Bedrock emulator once it answers, or (stopped) why it did not start."""
+    try:
+        procs.wait_ready(emulator, targets.EMULATOR_READY_PATH, 30.0)
+    except procs.StartError as exc:
+        emulator.stop()
+        print(f"[bench] the Bedrock emulator did not start: {exc}", flush=True)
+        return f"the Bedrock emulator did not start: {exc}"
+    return emulator
+
+
 def _run_row(
-    target: targets.Target, ctx: targets.Context, upstream: procs.Server, plan: Plan
+    target: targets.Target,
+    ctx: targets.Context,
+    upstreams: dict[str, procs.Server | str],
+    plan: Plan,
 ) -> report.Row:
-    """Start, check, measure and stop one target; failures become an "unavailable" row."""
+    """Start, check, measure and stop one target; failures become an "unavailable" row.
+
+    ``upstreams`` maps each upstream kind to its running server, or to why it is not running.
+    """
     row = report.Row(name=target.name)
     print(f"[bench] {target.name}: starting", flush=True)
     server: procs.Server | None = None
     try:
+        upstream = upstreams.get(target.upstream, f"no {target.upstream} upstream")
+        if isinstance(upstream, str):
+            raise procs.StartError(upstream)
         server = target.start(ctx)
         if server is not None:
             procs.wait_ready(server, target.ready_path, target.ready_timeout)
         base = server.url if server else upstream.url
-        problem = uvloop.run(_check(base))
+        work = target.workload(ctx)
+        problem = uvloop.run(_check(base, work))
         if problem:
             tail = server.log_tail() if server else upstream.log_tail()
             raise procs.StartError(problem + (f" (log: {tail[:200]})" if tail else ""))
         started = time.monotonic()
         foreign = procs.ForeignLoad()
-        uvloop.run(_measure(base, plan, server, row))
+        uvloop.run(_measure(base, work, plan_for(plan, target), server, row))
         row.foreign_cpu = foreign.share()
         if server is not None:
             mem = procs.memory(server.pid)
@@ -217,7 +279,7 @@ def _round_summary(row: report.Row) -> str:
 def _run_rounds(
     wanted: list[targets.Target],
     ctx: targets.Context,
-    upstream: procs.Server,
+    upstreams: dict[str, procs.Server | str],
     plan: Plan,
     notes: list[str],
 ) -> list[report.Row]:
@@ -230,7 +292,7 @@ def _run_rounds(
             previous = measured[target.name]
             if previous and previous[0].unavailable:
                 continue  # it failed to start once; do not pay its start-up timeout again
-            previous.append(_run_row(target, ctx, upstream, plan))
+            previous.append(_run_row(target, ctx, upstreams, plan))
     rows = []
     for name, rounds in measured.items():
         failed = [r for r in rounds if r.unavailable]
@@ -253,7 +315,7 @@ def _cpu_model() -> str:
 
 def _versions(with_peers: bool) -> dict[str, str]:
     found: dict[str, str] = {}
-    for package in ("aiohttp", "uvloop", "orjson", "fulcrum"):
+    for package in ("aiohttp", "uvloop", "orjson", "botocore", "fulcrum"):
         try:
             found[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -295,7 +357,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         f"{CANDIDATES_ROUNDS} rounds",
     )
     parser.add_argument(
-        "--only", help="comma-separated rows to run, e.g. direct,passthrough (direct is implied)"
+        "--only",
+        help="comma-separated rows to run, e.g. passthrough,fulcrum-bedrock (their baselines, "
+        "direct and bedrock-direct, are implied)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.md")
     return parser.parse_args(argv)
@@ -310,13 +374,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plan = make_plan(duration, args.rate, rounds)
     proxy_core, load_core, pinning = _pinning()
-    rows_wanted = targets.selected(args.peers)
-    if args.candidates:
-        rows_wanted += candidates.TARGETS
-    if args.only:
-        names = {"direct", *(n.strip() for n in args.only.split(","))}
-        rows_wanted = [t for t in rows_wanted if t.name in names]
+    try:
+        rows_wanted = choose_rows(args.peers, args.candidates, args.only)
+    except ValueError as exc:
+        print(f"bench: {exc}")
+        return 2
+    with_bedrock = any(t.upstream == targets.BEDROCK_UPSTREAM for t in rows_wanted)
     durations = plan.describe()
+    if with_bedrock and BEDROCK_PHASES != 1.0:
+        durations += (
+            f"; the Bedrock rows measure each phase {BEDROCK_PHASES:g}x as long (same warm-up)"
+        )
     if args.quick:
         durations += " — quick smoke run"
     elif args.candidates and not (args.duration or args.rounds):
@@ -350,8 +418,19 @@ def main(argv: list[str] | None = None) -> int:
             log_dir,
             load_core,
         )
+        emulator: procs.Server | None = None
+        if with_bedrock:  # both upstreams start at once: their imports overlap
+            em_port = procs.free_port()
+            emulator = procs.start(
+                "bedrock-emulator", targets.emulator_argv(em_port), em_port, log_dir, load_core
+            )
         try:
             procs.wait_ready(upstream, "/health", 20.0)
+            upstreams: dict[str, procs.Server | str] = {targets.OPENAI_UPSTREAM: upstream}
+            if emulator is not None:
+                ready = upstreams[targets.BEDROCK_UPSTREAM] = _emulator_ready(emulator)
+                if isinstance(ready, str):
+                    emulator = None  # already stopped; its rows will say why
             ctx = targets.Context(
                 upstream_url=upstream.url,
                 model=MODEL,
@@ -359,12 +438,17 @@ def main(argv: list[str] | None = None) -> int:
                 log_dir=log_dir,
                 proxy_core=proxy_core,
                 repo_root=REPO_ROOT,
+                bedrock_url=emulator.url if emulator else None,
             )
-            rows = _run_rounds(rows_wanted, ctx, upstream, plan, info.notes)
+            rows = _run_rounds(rows_wanted, ctx, upstreams, plan, info.notes)
+            if emulator is not None:
+                info.bedrock_notes += bedrock.cost_notes(emulator.url)
         except procs.StartError as exc:
             print(f"bench: the upstream did not start: {exc}", file=sys.stderr)
             return 1
         finally:
+            if emulator is not None:
+                emulator.stop()
             upstream.stop()
     info.load_after = _loadavg()
     if proxy_core is None:

@@ -1,9 +1,13 @@
 """The rows of the benchmark: how each system under test is started against the shared upstream.
 
 A target turns a :class:`Context` into a running :class:`~bench.procs.Server` (or ``None`` for
-``direct``, which talks to the upstream itself). Start-up problems raise
-:class:`~bench.procs.StartError`, which the runner turns into an "unavailable: why" row, so a
-missing or broken gateway never stops the other rows from being measured.
+``direct`` and ``bedrock-direct``, which talk to their upstream themselves). Start-up problems
+raise :class:`~bench.procs.StartError`, which the runner turns into an "unavailable: why" row,
+so a missing or broken gateway never stops the other rows from being measured.
+
+Two upstreams: the bench's OpenAI-compatible one (:mod:`bench.upstream`) and Fulcrum's Bedrock
+Runtime emulator (``fulcrum sim bedrock --no-latency --no-auth``), behind which
+``fulcrum-bedrock`` translates, SigV4-signs and decodes the event stream.
 """
 
 from __future__ import annotations
@@ -16,7 +20,17 @@ from typing import Any
 
 import yaml
 
-from bench import peers, procs
+from bench import loadgen, peers, procs
+
+OPENAI_UPSTREAM, BEDROCK_UPSTREAM = "openai", "bedrock"
+BEDROCK_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"  # the emulator's default model
+BEDROCK_REGION = "us-east-1"
+# The emulator's documented test credentials: Fulcrum signs with them, the emulator (--no-auth)
+# does not verify, so only the gateway's signing cost is measured.
+EMULATOR_ACCESS_KEY = "AKIDFULCRUMSIM"
+EMULATOR_SECRET_KEY = "fulcrum-sim-secret-access-key-not-a-secret"
+EMULATOR_READY_PATH = "/ping"
+EMULATOR_OUTPUT_TOKENS = loadgen.BEDROCK_STREAM_TOKENS  # natural reply length: 64 deltas
 
 
 @dataclass(frozen=True)
@@ -29,27 +43,38 @@ class Context:
     log_dir: Path
     proxy_core: int | None  # the core the system under test is pinned to
     repo_root: Path
+    bedrock_url: str | None = None  # the Bedrock emulator, when a Bedrock row is measured
+
+
+def _openai_workload(ctx: Context) -> loadgen.Workload:
+    return loadgen.openai_workload(ctx.model)
 
 
 @dataclass(frozen=True)
 class Target:
-    """One row: its name, how to start it, and how to tell it is ready."""
+    """One row: its name, how to start it, how to tell it is ready, and what it is sent."""
 
     name: str
     start: Callable[[Context], procs.Server | None]
     ready_path: str = "/health"
     ready_timeout: float = 30.0
+    upstream: str = OPENAI_UPSTREAM  # the upstream behind it (or that it is, when start → None)
+    workload: Callable[[Context], loadgen.Workload] = _openai_workload
+
+
+def _server_section(port: int) -> dict[str, Any]:
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "max_body_bytes": 10 * 1024 * 1024,
+        "access_log": False,
+    }
 
 
 def fulcrum_config(port: int, upstream_url: str, model: str) -> dict[str, Any]:
     """A gateway configuration with one OpenAI-compatible deployment: the bench upstream."""
     return {
-        "server": {
-            "host": "127.0.0.1",
-            "port": port,
-            "max_body_bytes": 10 * 1024 * 1024,
-            "access_log": False,
-        },
+        "server": _server_section(port),
         "deployments": {
             "bench-upstream": {
                 "provider": "openai",
@@ -62,6 +87,56 @@ def fulcrum_config(port: int, upstream_url: str, model: str) -> dict[str, Any]:
         "models": {model: ["bench-upstream"]},
         "auth": "none",
     }
+
+
+def fulcrum_bedrock_config(port: int, emulator_url: str, model: str) -> dict[str, Any]:
+    """A gateway configuration whose one deployment is Bedrock: the emulator, signed with SigV4.
+
+    Clients ask for ``model`` (the bench's usual alias) with OpenAI requests; Fulcrum
+    translates them to Converse, signs each with botocore and decodes the event stream.
+    """
+    return {
+        "server": _server_section(port),
+        "deployments": {
+            "bench-bedrock": {
+                "provider": "bedrock",
+                "region": BEDROCK_REGION,
+                "model": BEDROCK_MODEL,
+                "endpoint_url": emulator_url,
+                "auth": {
+                    "access_key_id": EMULATOR_ACCESS_KEY,
+                    "secret_access_key": EMULATOR_SECRET_KEY,
+                },
+                "timeouts": {"connect": 2, "ttft": 30, "total": 60},
+            }
+        },
+        "models": {model: ["bench-bedrock"]},
+        "auth": "none",
+    }
+
+
+def emulator_argv(port: int) -> list[str]:
+    """The Bedrock emulator as a lean upstream: no delays, no signature checks, 64-token replies.
+
+    Without latency it answers at once and writes a whole stream in one chunked body; without
+    auth the SigV4 verification (botocore on the emulator's side) costs core 1 nothing.
+    """
+    tokens = str(EMULATOR_OUTPUT_TOKENS)
+    return [
+        sys.executable,
+        "-m",
+        "fulcrum.cli",
+        "sim",
+        "bedrock",
+        "--port",
+        str(port),
+        "--no-latency",
+        "--no-auth",
+        "--min-output-tokens",
+        tokens,
+        "--max-output-tokens",
+        tokens,
+    ]
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
@@ -91,6 +166,35 @@ def _start_fulcrum(ctx: Context) -> procs.Server:
     return procs.start("fulcrum", argv, port, ctx.log_dir, ctx.proxy_core)
 
 
+def _emulator_url(ctx: Context) -> str:
+    if ctx.bedrock_url is None:
+        raise procs.StartError("the Bedrock emulator is not running")
+    return ctx.bedrock_url
+
+
+def _start_bedrock_direct(ctx: Context) -> None:
+    _emulator_url(ctx)  # nothing to start, but its upstream must be there
+
+
+def _start_fulcrum_bedrock(ctx: Context) -> procs.Server:
+    port = procs.free_port()
+    config = write_yaml(
+        ctx.work_dir / "fulcrum-bedrock.yaml",
+        fulcrum_bedrock_config(port, _emulator_url(ctx), ctx.model),
+    )
+    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(config)]
+    return procs.start("fulcrum-bedrock", argv, port, ctx.log_dir, ctx.proxy_core)
+
+
+def _bedrock_workload(_: Context) -> loadgen.Workload:
+    return loadgen.bedrock_workload(BEDROCK_MODEL)
+
+
+def _fulcrum_bedrock_workload(ctx: Context) -> loadgen.Workload:
+    # The same maxTokens as bedrock-direct's requests, so both get replies of the same length.
+    return loadgen.openai_workload(ctx.model, stream_max_tokens=loadgen.BEDROCK_STREAM_TOKENS)
+
+
 def _start_litellm(ctx: Context) -> procs.Server:
     return peers.start_litellm(
         ctx.repo_root, ctx.work_dir, ctx.log_dir, ctx.upstream_url, ctx.model, ctx.proxy_core
@@ -103,11 +207,28 @@ FULCRUM = Target("fulcrum", _start_fulcrum, ready_path="/healthz", ready_timeout
 LITELLM = Target(
     "litellm", _start_litellm, ready_path=peers.LITELLM_READY_PATH, ready_timeout=120.0
 )
+BEDROCK_DIRECT = Target(
+    "bedrock-direct",
+    _start_bedrock_direct,
+    upstream=BEDROCK_UPSTREAM,
+    workload=_bedrock_workload,
+)
+FULCRUM_BEDROCK = Target(
+    "fulcrum-bedrock",
+    _start_fulcrum_bedrock,
+    ready_path="/healthz",
+    ready_timeout=30.0,
+    upstream=BEDROCK_UPSTREAM,
+    workload=_fulcrum_bedrock_workload,
+)
+BEDROCK_ROWS = [BEDROCK_DIRECT, FULCRUM_BEDROCK]
 
 
-def selected(peers_wanted: bool) -> list[Target]:
-    """The rows of a run, in order; ``direct`` first because every other row is compared to it."""
+def selected(peers_wanted: bool, bedrock_wanted: bool = True) -> list[Target]:
+    """The rows of a run, in order: each baseline before the rows measured against it."""
     rows = [DIRECT, PASSTHROUGH, FULCRUM]
     if peers_wanted:
         rows.append(LITELLM)
+    if bedrock_wanted:
+        rows += BEDROCK_ROWS
     return rows

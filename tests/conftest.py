@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import openai
 
 #: The key the test gateways accept, given to them through ``${FULCRUM_TEST_KEY}``.
+NEVER_OPEN_BREAKER = {"consecutive_failures": 1_000_000, "min_requests": 1_000_000}
 TEST_KEY = "fulcrum-test-key-acme-0123456789"
 #: A second key, configured only by its SHA-256 (``key_sha256``).
 TEST_KEY_GLOBEX = "fulcrum-test-key-globex-9876543210"
@@ -293,6 +294,10 @@ class ServerPool:
     ) -> Gateway:
         port = free_port()
         config_path = self.root / f"gateway-{port}.yaml"
+        if "routing" not in config:
+            # Suites that inject faults at a 100 % rate test error mapping and fallback, not
+            # the circuit breaker: keep it from opening unless a test configures it.
+            config = {**config, "routing": {"breaker": NEVER_OPEN_BREAKER}}
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         full_env = {"FULCRUM_TEST_KEY": TEST_KEY, **(env or {})}
         server = start_server(

@@ -16,8 +16,14 @@ from fulcrum.providers.base import Provider
 from fulcrum.providers.bedrock.provider import BedrockProvider
 from fulcrum.providers.bedrock.transport import SessionPool
 from fulcrum.providers.openai_compat import OpenAICompatProvider
-from fulcrum.routing.health import ActiveHealthChecker, HealthRegistry
-from fulcrum.routing.planner import Planner
+from fulcrum.routing.breaker import BreakerSettings, CircuitBreaker
+from fulcrum.routing.health import ActiveHealthChecker, HealthRegistry, Probe
+from fulcrum.routing.load import Hysteresis, LoadTracker
+from fulcrum.routing.planner import DeploymentFacts, Planner
+from fulcrum.routing.policy import Boundary
+from fulcrum.routing.probe import VllmProbe
+from fulcrum.routing.provisioned import ProvisionedCapacity
+from fulcrum.routing.runtime import RoutingRuntime
 from fulcrum.telemetry.metrics import GatewayMetrics
 
 pipeline_key = web.AppKey("pipeline", Pipeline)
@@ -44,22 +50,87 @@ def build_pipeline(config: GatewayConfig) -> tuple[Pipeline, ActiveHealthChecker
         name: Deployed(provider=build_provider(name, spec, bedrock_pool), tags=spec.tags)
         for name, spec in config.deployments.items()
     }
-    probes = {}
+    runtime = build_runtime(config, metrics)
+    hysteresis = Hysteresis(
+        recover_after=config.routing.recover_after, min_hold=config.routing.min_hold
+    )
+    probes: dict[str, tuple[Probe, float]] = {}
     for name, spec in config.deployments.items():
-        if isinstance(spec, OpenAIDeployment) and spec.health_check.enabled:
-            probes[name] = (deployments[name].provider.check_health, spec.health_check.interval)
-        else:
-            health.mark(name, True)  # no active probe: passive health from traffic only
+        provider = deployments[name].provider
+        if isinstance(spec, OpenAIDeployment) and isinstance(provider, OpenAICompatProvider):
+            check = spec.health_check
+            if check.enabled:
+                metrics_url = spec.root + check.metrics_path if check.metrics_path else None
+                assert runtime.load is not None
+                probe = VllmProbe(
+                    name,
+                    provider.check_health,
+                    provider.session,
+                    metrics_url,
+                    check.timeout,
+                    runtime.load,
+                    hysteresis,
+                    metrics,
+                )
+                probes[name] = (probe, check.interval)
+                continue
+        health.mark(name, True)  # no active probe: passive health from traffic only
     checker = ActiveHealthChecker(health, probes)
+    planner = Planner(
+        config.models,
+        {name: deployment_facts(spec) for name, spec in config.deployments.items()},
+        config.tenants,
+        health,
+        breakers=runtime.breakers,
+        load=runtime.load,
+    )
     pipeline = Pipeline(
         authenticator=build_authenticator(config.auth),
-        planner=Planner(config.models, health),
+        planner=planner,
         deployments=deployments,
         health=health,
         metrics=metrics,
         max_attempts=config.routing.max_attempts,
+        deadline=config.routing.deadline,
+        runtime=runtime,
     )
     return pipeline, checker, bedrock_pool
+
+
+def deployment_facts(spec: OpenAIDeployment | BedrockDeployment) -> DeploymentFacts:
+    """The routing-relevant facts of a deployment: its boundary, prices, saturation bound."""
+    max_waiting = spec.health_check.max_waiting if isinstance(spec, OpenAIDeployment) else None
+    return DeploymentFacts(
+        boundary=Boundary(regions=spec.regions, in_vpc=spec.tags.inside_vpc),
+        cost_per_1k_input=spec.tags.cost_per_1k_input,
+        cost_per_1k_output=spec.tags.cost_per_1k_output,
+        max_waiting=max_waiting,
+    )
+
+
+def build_runtime(config: GatewayConfig, metrics: GatewayMetrics) -> RoutingRuntime:
+    """Breakers for every deployment, load tracking, and PT capacity where configured."""
+    settings = BreakerSettings(**config.routing.breaker.model_dump())
+
+    def breaker(name: str) -> CircuitBreaker:
+        metrics.set_circuit(name, "closed")
+        return CircuitBreaker(settings, on_change=lambda state: metrics.set_circuit(name, state))
+
+    capacities = {
+        name: float(spec.provisioned_tpm)
+        for name, spec in config.deployments.items()
+        if isinstance(spec, BedrockDeployment) and spec.provisioned_tpm is not None
+    }
+    return RoutingRuntime(
+        breakers={name: breaker(name) for name in config.deployments},
+        load=LoadTracker(),
+        provisioned=(
+            ProvisionedCapacity(capacities, headroom=config.routing.provisioned_headroom)
+            if capacities
+            else None
+        ),
+        provisioned_names=frozenset(capacities),
+    )
 
 
 def build_app(config: GatewayConfig) -> web.Application:

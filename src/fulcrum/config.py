@@ -68,6 +68,9 @@ class HealthCheck(_Strict):
     path: str = Field(default="/health", pattern=r"^/")
     interval: float = Field(default=10.0, gt=0)
     timeout: float = Field(default=2.0, gt=0)
+    # vLLM's Prometheus endpoint, scraped for least-busy routing and saturation; None: off
+    metrics_path: str | None = Field(default="/metrics", pattern=r"^/")
+    max_waiting: int | None = Field(default=None, ge=0)  # saturated above this queue length
 
 
 class DeploymentTags(_Strict):
@@ -75,8 +78,17 @@ class DeploymentTags(_Strict):
 
     region: str | None = None
     self_hosted: bool = False
+    in_vpc: bool | None = None  # inside the platform's VPC; defaults to self_hosted
     cost_per_1k_input: float = Field(default=0.0, ge=0)
     cost_per_1k_output: float = Field(default=0.0, ge=0)
+
+    @property
+    def inside_vpc(self) -> bool:
+        return self.self_hosted if self.in_vpc is None else self.in_vpc
+
+
+Workload = Literal["interactive", "batch"]
+WORKLOADS: tuple[Workload, ...] = ("interactive", "batch")
 
 
 class OpenAIDeployment(_Strict):
@@ -98,6 +110,11 @@ class OpenAIDeployment(_Strict):
     def base(self) -> str:
         """Base URL without a trailing slash, e.g. ``http://host:8000/v1``."""
         return str(self.base_url).rstrip("/")
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """Where this deployment processes data; unknown (no tags.region) is empty."""
+        return (self.tags.region,) if self.tags.region else ()
 
     @property
     def root(self) -> str:
@@ -161,9 +178,16 @@ class BedrockDeployment(_Strict):
     auth: BedrockAuth = BedrockAuth()
     embeddings: bool = False
     additional_request_fields: tuple[str, ...] = ()
+    provisioned_tpm: int | None = Field(default=None, gt=0)  # PT capacity, tokens per minute
     timeouts: Timeouts = Timeouts()
     tags: DeploymentTags = DeploymentTags()
     max_connections: int = Field(default=1000, gt=0)
+
+    @model_validator(mode="after")
+    def _capacity_only_for_pt(self) -> BedrockDeployment:
+        if self.provisioned_tpm is not None and self.kind != "provisioned":
+            raise ValueError("provisioned_tpm is only for Provisioned Throughput ARNs")
+        return self
 
     @field_validator("model_kind")
     @classmethod
@@ -236,11 +260,89 @@ class StaticKey(_Strict):
         return hashlib.sha256(self.key.encode()).digest()
 
 
+class BreakerConfig(_Strict):
+    """Per-deployment circuit breaker (see routing/breaker.py)."""
+
+    consecutive_failures: int = Field(default=5, ge=1)
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    window: float = Field(default=30.0, gt=0)
+    min_requests: int = Field(default=20, ge=1)
+    cooldown: float = Field(default=15.0, gt=0)
+    half_open_probes: int = Field(default=2, ge=1)
+    close_after: int = Field(default=2, ge=1)
+
+
 class RoutingConfig(_Strict):
     """How a request moves through its plan."""
 
     max_attempts: int = Field(default=3, ge=1, le=10)
+    deadline: float = Field(default=300.0, gt=0)  # no new attempt starts after this many seconds
     unhealthy_cooldown: float = Field(default=10.0, gt=0)
+    breaker: BreakerConfig = BreakerConfig()
+    recover_after: int = Field(default=2, ge=1)  # good probes before a skipped vLLM is used again
+    min_hold: float = Field(default=10.0, ge=0)  # …and at least this many seconds after it failed
+    provisioned_headroom: float = Field(default=0.95, gt=0, le=1)
+
+
+class ModelRoute(_Strict):
+    """How one public model name is served: its deployments and the policy that orders them.
+
+    Written either as a plain list (priority order) or as a mapping with a strategy.
+    """
+
+    deployments: list[str] = Field(min_length=1)
+    strategy: Literal["priority", "weighted", "least_busy", "cost"] = "priority"
+    weights: dict[str, float] = Field(default_factory=dict)
+    workloads: dict[Workload, list[str]] = Field(default_factory=dict)
+    default_workload: Workload = "interactive"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value: Any) -> Any:
+        return {"deployments": value} if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelRoute:
+        if len(set(self.deployments)) != len(self.deployments):
+            raise ValueError("a deployment is listed twice")
+        for name, weight in self.weights.items():
+            if name not in self.deployments:
+                raise ValueError(f"weights name {name!r}, which is not in deployments")
+            if weight < 0:
+                raise ValueError(f"weight of {name!r} must not be negative")
+        if self.strategy == "weighted" and sum(self.weights.values()) <= 0:
+            raise ValueError("strategy 'weighted' needs positive weights")
+        for workload, order in self.workloads.items():
+            for name in order:
+                if name not in self.deployments:
+                    raise ValueError(f"workloads.{workload} names {name!r}, not in deployments")
+        return self
+
+
+class DataPolicy(_Strict):
+    """Where a tenant's data may be processed: a security property, never a preference."""
+
+    allowed_regions: tuple[str, ...] | None = None
+    vpc_only: bool = False
+
+    @property
+    def restricted(self) -> bool:
+        return self.vpc_only or self.allowed_regions is not None
+
+    def describe(self) -> str:
+        parts = []
+        if self.vpc_only:
+            parts.append("vpc_only")
+        if self.allowed_regions is not None:
+            parts.append(f"allowed_regions={','.join(self.allowed_regions) or '(none)'}")
+        return " ".join(parts) or "unrestricted"
+
+
+class TenantConfig(_Strict):
+    """A tenant's policy (the full tenancy system extends this)."""
+
+    data_policy: DataPolicy = DataPolicy()
+    default_workload: Workload | None = None
 
 
 class GatewayConfig(_Strict):
@@ -249,7 +351,8 @@ class GatewayConfig(_Strict):
     server: ServerConfig = ServerConfig()
     routing: RoutingConfig = RoutingConfig()
     deployments: dict[str, Deployment]
-    models: dict[str, list[str]]
+    models: dict[str, ModelRoute]
+    tenants: dict[str, TenantConfig] = Field(default_factory=dict)
     auth: Literal["none"] | list[StaticKey]
 
     @field_validator("deployments")
@@ -264,23 +367,21 @@ class GatewayConfig(_Strict):
 
     @field_validator("models")
     @classmethod
-    def _some_models(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _some_models(cls, value: dict[str, ModelRoute]) -> dict[str, ModelRoute]:
         if not value:
             raise ValueError("at least one model alias is required")
-        for alias, targets in value.items():
+        for alias in value:
             if not alias.strip():
                 raise ValueError("a model alias must not be empty")
-            if not targets:
-                raise ValueError(f"model {alias!r} lists no deployments")
         return value
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
-        for alias, targets in self.models.items():
-            for index, target in enumerate(targets):
+        for alias, route in self.models.items():
+            for index, target in enumerate(route.deployments):
                 if target not in self.deployments:
                     raise _PathError(
-                        ("models", alias, index),
+                        ("models", alias, "deployments", index),
                         f"unknown deployment {target!r} (known: {', '.join(self.deployments)})",
                     )
         if isinstance(self.auth, list):

@@ -16,11 +16,13 @@ from fulcrum.api.errors import ApiError, UpstreamError
 from fulcrum.auth.principal import Principal
 from fulcrum.auth.static_keys import Authenticator
 from fulcrum.cache.prompt_cache import PromptCache
-from fulcrum.config import DeploymentTags
+from fulcrum.config import DeploymentTags, Workload
 from fulcrum.limits.admission import Admission, Reservation
 from fulcrum.providers.base import Completion, CompletionStream, Provider, Usage
+from fulcrum.providers.estimate import estimate_prompt_tokens
 from fulcrum.routing.health import HealthRegistry
-from fulcrum.routing.planner import Planner
+from fulcrum.routing.planner import DEFAULT_OUTPUT_ESTIMATE, Plan, Planner
+from fulcrum.routing.runtime import RoutingRuntime
 from fulcrum.schema.openai import InferenceRequest
 from fulcrum.telemetry.metrics import GatewayMetrics
 
@@ -28,6 +30,8 @@ log = logging.getLogger("fulcrum.pipeline")
 
 NO_DEPLOYMENT = "-"
 _HEALTH_REASONS = frozenset({"unreachable", "timeout", "stream_closed"})
+# Failures that say something about the deployment (not about the request) trip its breaker.
+_CLIENT_FAULTS = frozenset({400, 404, 413, 422})
 
 
 @dataclass(slots=True)
@@ -48,7 +52,12 @@ class RequestContext:
     request: InferenceRequest | None = None
     reservation: Reservation | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    skipped: list[Attempt] = field(default_factory=list)  # passed over without a call
     trying: str | None = None  # the deployment being called right now
+    plan: Plan | None = None
+    estimated_tokens: int = 0
+    in_flight_on: str | None = None  # load tracking: released when the request ends
+    provisioned_on: str | None = None  # PT capacity reserved here, settled when it ends
 
     @property
     def deployment(self) -> str:
@@ -59,7 +68,12 @@ class RequestContext:
 
     @property
     def fallback_reasons(self) -> list[str]:
-        return [f"{a.deployment}:{a.outcome}" for a in self.attempts if a.outcome != "ok"]
+        passed = [*self.skipped, *self.attempts]
+        return [f"{a.deployment}:{a.outcome}" for a in passed if a.outcome != "ok"]
+
+    @property
+    def fell_back(self) -> bool:
+        return len(self.attempts) > 1 or bool(self.skipped)
 
 
 @dataclass(slots=True)
@@ -91,6 +105,8 @@ class Pipeline:
         admission: Admission | None = None,
         cache: PromptCache | None = None,
         max_attempts: int = 3,
+        deadline: float = 300.0,
+        runtime: RoutingRuntime | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.planner = planner
@@ -100,20 +116,56 @@ class Pipeline:
         self.admission = admission
         self.cache = cache
         self.max_attempts = max_attempts
+        self.deadline = deadline
+        self.runtime = runtime or RoutingRuntime()
 
     def authenticate(self, ctx: RequestContext, headers: Mapping[str, str]) -> None:
         ctx.principal = self.authenticator.authenticate(headers)
 
-    async def admit(self, ctx: RequestContext, request: InferenceRequest) -> list[str]:
+    async def admit(
+        self, ctx: RequestContext, request: InferenceRequest, workload: Workload | None = None
+    ) -> Plan:
         """Check the model, admit under limits, and return the plan (deployments to try)."""
         assert ctx.principal is not None
         ctx.request = request
-        plan = self.planner.plan(ctx.principal, request)
+        plan = self.planner.plan(ctx.principal, request, workload)
+        ctx.plan = plan
+        if self.runtime.provisioned is not None:
+            output = request.body.get("max_completion_tokens") or request.body.get("max_tokens")
+            ctx.estimated_tokens = estimate_prompt_tokens(request.body) + (
+                output if isinstance(output, int) else DEFAULT_OUTPUT_ESTIMATE
+            )
         if self.admission is not None:
             ctx.reservation = await self.admission.admit(ctx.principal, request)
+        self.metrics.decisions.labels(request.model, plan.deployments[0], plan.workload).inc()
         return plan
 
-    async def complete(self, ctx: RequestContext, plan: list[str]) -> Completion:
+    def _may_call(self, ctx: RequestContext, name: str) -> bool:
+        """Claim a breaker probe and PT capacity for one call; False passes it over."""
+        if len(ctx.attempts) >= self.max_attempts:
+            return False
+        runtime = self.runtime
+        breaker = runtime.breakers.get(name)
+        if breaker is not None and not breaker.allow():
+            ctx.skipped.append(Attempt(name, "circuit_open"))
+            return False
+        if runtime.provisioned is not None and name in runtime.provisioned_names:
+            if not runtime.provisioned.reserve(name, ctx.estimated_tokens):
+                ctx.skipped.append(Attempt(name, "provisioned_full"))
+                self.metrics.attempts.labels(name, "provisioned_full").inc()
+                if breaker is not None:
+                    breaker.release()
+                return False
+            ctx.provisioned_on = name
+        if runtime.load is not None:
+            runtime.load.begin(name)
+            ctx.in_flight_on = name
+        return True
+
+    def _out_of_time(self, ctx: RequestContext) -> bool:
+        return time.monotonic() - ctx.started > self.deadline
+
+    async def complete(self, ctx: RequestContext, plan: Plan) -> Completion:
         """Call deployments in plan order until one answers (non-streaming)."""
         assert ctx.request is not None and ctx.principal is not None
         if self.cache is not None:
@@ -121,7 +173,11 @@ class Pipeline:
             if cached is not None:
                 return cached
         last_error: UpstreamError | None = None
-        for name in plan[: self.max_attempts]:
+        for name in plan.deployments:
+            if self._out_of_time(ctx) or not self._may_call(ctx, name):
+                if len(ctx.attempts) >= self.max_attempts or self._out_of_time(ctx):
+                    break
+                continue
             ctx.trying = name
             try:
                 completion = await self.deployments[name].provider.complete(
@@ -137,14 +193,17 @@ class Pipeline:
             if self.cache is not None:
                 await self.cache.store(ctx.principal, ctx.request, completion)
             return completion
-        assert last_error is not None
-        raise last_error
+        raise last_error or self._nothing_tried(ctx)
 
-    async def open_stream(self, ctx: RequestContext, plan: list[str]) -> CompletionStream:
+    async def open_stream(self, ctx: RequestContext, plan: Plan) -> CompletionStream:
         """Open a stream on the first deployment that sends its first event."""
         assert ctx.request is not None
         last_error: UpstreamError | None = None
-        for name in plan[: self.max_attempts]:
+        for name in plan.deployments:
+            if self._out_of_time(ctx) or not self._may_call(ctx, name):
+                if len(ctx.attempts) >= self.max_attempts or self._out_of_time(ctx):
+                    break
+                continue
             ctx.trying = name
             try:
                 stream = await self.deployments[name].provider.open_stream(
@@ -158,8 +217,25 @@ class Pipeline:
                 continue
             self._succeeded(ctx, name)
             return stream
-        assert last_error is not None
-        raise last_error
+        raise last_error or self._nothing_tried(ctx)
+
+    def _nothing_tried(self, ctx: RequestContext) -> ApiError:
+        if self._out_of_time(ctx):
+            return UpstreamError(
+                504,
+                "The request ran out of time before a deployment answered.",
+                retryable=False,
+                reason="deadline",
+                code="upstream_timeout",
+            )
+        reasons = ", ".join(ctx.fallback_reasons) or "none eligible"
+        return ApiError(
+            503,
+            f"No deployment could take the request now ({reasons}); retry shortly.",
+            type="upstream_error",
+            code="no_available_deployment",
+            headers={"Retry-After": "1"},
+        )
 
     def _failed(self, ctx: RequestContext, name: str, exc: UpstreamError) -> None:
         ctx.trying = None
@@ -167,6 +243,15 @@ class Pipeline:
         self.metrics.attempts.labels(name, exc.reason).inc()
         if exc.reason in _HEALTH_REASONS:
             self.health.mark(name, False, passive=True)
+        breaker = self.runtime.breakers.get(name)
+        if breaker is not None:
+            if exc.retryable or exc.status not in _CLIENT_FAULTS:
+                breaker.record_failure()
+                if exc.status == 429 and exc.retry_after:
+                    breaker.cool_down(exc.retry_after)
+            else:
+                breaker.release()  # the request's fault, not the deployment's
+        self._release(ctx, None)
         log.warning("request %s: %s failed: %s", ctx.request_id, name, exc.message)
 
     def _succeeded(self, ctx: RequestContext, name: str) -> None:
@@ -174,6 +259,23 @@ class Pipeline:
         ctx.attempts.append(Attempt(name, "ok"))
         self.metrics.attempts.labels(name, "ok").inc()
         self.health.mark(name, True)
+        breaker = self.runtime.breakers.get(name)
+        if breaker is not None:
+            breaker.record_success()
+
+    def _release(self, ctx: RequestContext, usage: Usage | None) -> None:
+        """End load tracking and settle PT capacity for the current call."""
+        runtime = self.runtime
+        if ctx.in_flight_on is not None and runtime.load is not None:
+            runtime.load.end(ctx.in_flight_on)
+        ctx.in_flight_on = None
+        if ctx.provisioned_on is not None and runtime.provisioned is not None:
+            actual = usage.total_tokens if usage is not None else 0
+            runtime.provisioned.settle(ctx.provisioned_on, ctx.estimated_tokens, actual)
+            self.metrics.provisioned_utilization.labels(ctx.provisioned_on).set(
+                runtime.provisioned.utilization(ctx.provisioned_on)
+            )
+        ctx.provisioned_on = None
 
     async def account(
         self,
@@ -183,6 +285,7 @@ class Pipeline:
         ttft: float | None = None,
     ) -> None:
         """Record what the request cost and how it went; settle its reservation."""
+        self._release(ctx, usage)
         model = ctx.request.model if ctx.request is not None else NO_DEPLOYMENT
         deployment = ctx.deployment
         deployed = self.deployments.get(deployment)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import (
+    NEVER_OPEN_BREAKER,
     Emulator,
     Gateway,
     ServerPool,
@@ -37,6 +38,8 @@ def ready_stack(module_servers: ServerPool) -> Iterator[ReadyStack]:
             "deployments": {"only": deployment(emulator, interval=INTERVAL)},
             "models": {"llama": ["only"]},
             "auth": static_auth(),
+            # readiness, not fail-back damping, is under test: recover after 2 good probes
+            "routing": {"min_hold": 0, "breaker": NEVER_OPEN_BREAKER},
         }
     )
     dead_url = f"http://127.0.0.1:{free_port()}/v1"

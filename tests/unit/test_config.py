@@ -36,7 +36,8 @@ def test_minimal_config_gets_documented_defaults() -> None:
     assert deployment.timeouts.connect == 5.0
     assert deployment.base == "http://127.0.0.1:8001/v1"
     assert deployment.root == "http://127.0.0.1:8001"
-    assert config.models == {"llama": ["vllm-a"]}
+    assert config.models["llama"].deployments == ["vllm-a"]
+    assert config.models["llama"].strategy == "priority"
 
 
 def test_env_interpolation_fills_secrets_and_defaults() -> None:
@@ -58,7 +59,7 @@ def test_env_interpolation_fills_secrets_and_defaults() -> None:
         ),
         (lambda r: r["deployments"]["vllm-a"].update(provider="azure"), "deployments.vllm-a"),
         (lambda r: r["deployments"]["vllm-a"].update(colour="red"), "deployments.vllm-a.colour"),
-        (lambda r: r["models"].update(llama=["ghost"]), "models.llama.0"),
+        (lambda r: r["models"].update(llama=["ghost"]), "models.llama.deployments.0"),
         (lambda r: r["models"].update(llama=[]), "models"),
         (lambda r: r.update(auth="sometimes"), "auth"),
         (lambda r: r.update(server={"port": 70000}), "server.port"),
@@ -117,3 +118,40 @@ def test_example_configuration_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "gateway.yaml"
     config = load_config(example, environ={"FULCRUM_API_KEY": "sk-example-000000"})
     assert config.models
+
+
+def test_model_route_mapping_form_and_tenants() -> None:
+    raw = minimal(
+        models={
+            "llama": {
+                "deployments": ["vllm-a"],
+                "strategy": "weighted",
+                "weights": {"vllm-a": 1},
+                "workloads": {"batch": ["vllm-a"]},
+                "default_workload": "batch",
+            }
+        },
+        tenants={"acme": {"data_policy": {"allowed_regions": ["sa-east-1"], "vpc_only": True}}},
+    )
+    config = parse_config(raw, environ={})
+    route = config.models["llama"]
+    assert route.strategy == "weighted" and route.default_workload == "batch"
+    policy = config.tenants["acme"].data_policy
+    assert policy.allowed_regions == ("sa-east-1",) and policy.vpc_only
+    assert policy.describe() == "vpc_only allowed_regions=sa-east-1"
+
+
+@pytest.mark.parametrize(
+    ("route", "expected"),
+    [
+        ({"deployments": ["vllm-a"], "strategy": "weighted"}, "positive weights"),
+        ({"deployments": ["vllm-a"], "weights": {"other": 1}}, "not in deployments"),
+        ({"deployments": ["vllm-a"], "workloads": {"batch": ["other"]}}, "not in deployments"),
+        ({"deployments": ["vllm-a"], "strategy": "random"}, "models.llama.strategy"),
+        ({"deployments": ["vllm-a", "vllm-a"]}, "listed twice"),
+    ],
+)
+def test_invalid_model_routes_are_named(route: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected) as info:
+        parse_config(minimal(models={"llama": route}), environ={})
+    assert str(info.value).startswith("models.llama")

@@ -24,6 +24,7 @@ from fulcrum.api.middleware import (
 )
 from fulcrum.pipeline import Pipeline, RequestContext
 from fulcrum.providers.base import CompletionStream, Usage
+from fulcrum.routing.planner import parse_workload
 from fulcrum.schema.openai import Endpoint, model_card, models_list, parse_request
 from fulcrum.telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
@@ -34,6 +35,7 @@ _SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
 }
+WORKLOAD = "x-fulcrum-workload"
 CLIENT_CLOSED = 499  # nginx's convention for "client went away"
 
 
@@ -79,7 +81,8 @@ class GatewayApi:
                 pipeline.authenticate(ctx, http.headers)
                 raw = await self._read_body(http)
                 inference = parse_request(endpoint, raw)
-                plan = await pipeline.admit(ctx, inference)
+                workload = parse_workload(http.headers.get(WORKLOAD))
+                plan = await pipeline.admit(ctx, inference, workload)
                 if inference.stream:
                     stream = await pipeline.open_stream(ctx, plan)
                 else:
@@ -177,15 +180,17 @@ class GatewayApi:
             DEPLOYMENT: ctx.deployment,
             ATTEMPTS: str(len(ctx.attempts)),
         }
-        if len(ctx.attempts) > 1:
+        if ctx.fell_back:
             headers[FALLBACK] = ",".join(ctx.fallback_reasons)
+        if ctx.plan is not None:
+            headers[WORKLOAD] = ctx.plan.workload
         return headers
 
     def _error(self, exc: ApiError, ctx: RequestContext) -> web.Response:
         response = error_response(exc, ctx.request_id, ctx.deployment)
         if ctx.attempts:
             response.headers[ATTEMPTS] = str(len(ctx.attempts))
-            if len(ctx.attempts) > 1:
+            if ctx.fell_back:
                 response.headers[FALLBACK] = ",".join(ctx.fallback_reasons)
         if isinstance(exc, UpstreamError) and exc.retry_after is not None:
             response.headers["Retry-After"] = str(int(exc.retry_after + 0.999))

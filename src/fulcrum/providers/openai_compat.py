@@ -44,6 +44,10 @@ class OpenAICompatProvider:
         self._session: aiohttp.ClientSession | None = None
         self._draining: set[asyncio.Task[None]] = set()
 
+    def session(self) -> aiohttp.ClientSession:
+        """The deployment's pooled session (also used by its active probes)."""
+        return self._client()
+
     def _client(self) -> aiohttp.ClientSession:
         # Created lazily: an aiohttp session must be born inside the running event loop.
         if self._session is None:

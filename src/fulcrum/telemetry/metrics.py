@@ -25,6 +25,7 @@ LATENCY_BUCKETS = (
     160.0,
 )
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+_CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class GatewayMetrics:
@@ -76,6 +77,30 @@ class GatewayMetrics:
             ["deployment"],
             registry=self.registry,
         )
+        self.decisions = Counter(
+            "fulcrum_routing_decisions",
+            "First choice of the planner, by public model, deployment and workload class.",
+            ["model", "deployment", "workload"],
+            registry=self.registry,
+        )
+        self.circuit_state = Gauge(
+            "fulcrum_circuit_state",
+            "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open.",
+            ["deployment"],
+            registry=self.registry,
+        )
+        self.provisioned_utilization = Gauge(
+            "fulcrum_provisioned_utilization",
+            "Share of a Provisioned Throughput deployment's tokens-per-minute in use (0..1).",
+            ["deployment"],
+            registry=self.registry,
+        )
+        self.upstream_load = Gauge(
+            "fulcrum_upstream_waiting_requests",
+            "vLLM's num_requests_waiting as last scraped, per deployment.",
+            ["deployment"],
+            registry=self.registry,
+        )
         self._series: dict[tuple[str, str], _RequestSeries] = {}
         self.in_flight = Gauge(
             "fulcrum_requests_in_flight",
@@ -112,6 +137,9 @@ class GatewayMetrics:
                 series.cached_tokens.inc(usage.cached_tokens)
         if cost:
             series.cost.inc(cost)
+
+    def set_circuit(self, deployment: str, state: str) -> None:
+        self.circuit_state.labels(deployment).set(_CIRCUIT_VALUES.get(state, 0))
 
     def set_health(self, deployment: str, healthy: bool) -> None:
         self.healthy.labels(deployment).set(1 if healthy else 0)
