@@ -89,6 +89,26 @@ def fulcrum_config(port: int, upstream_url: str, model: str) -> dict[str, Any]:
     }
 
 
+ROUTED_DEPLOYMENTS = ("replica-a", "replica-b", "replica-c")
+
+
+def fulcrum_routed_config(port: int, upstream_url: str, model: str) -> dict[str, Any]:
+    """Routing at work: three deployments behind the alias, least-busy, scraped every second.
+
+    Each deployment is the same bench upstream (its own pool), which serves a vLLM-style
+    ``/metrics``: the row measures the planner, breakers, load tracking and probes, not a
+    different upstream.
+    """
+    single = fulcrum_config(port, upstream_url, model)["deployments"]["bench-upstream"]
+    probe = {"path": "/health", "interval": 1, "metrics_path": "/metrics", "max_waiting": 64}
+    return {
+        "server": _server_section(port),
+        "deployments": {name: {**single, "health_check": probe} for name in ROUTED_DEPLOYMENTS},
+        "models": {model: {"deployments": list(ROUTED_DEPLOYMENTS), "strategy": "least_busy"}},
+        "auth": "none",
+    }
+
+
 def fulcrum_bedrock_config(port: int, emulator_url: str, model: str) -> dict[str, Any]:
     """A gateway configuration whose one deployment is Bedrock: the emulator, signed with SigV4.
 
@@ -166,6 +186,16 @@ def _start_fulcrum(ctx: Context) -> procs.Server:
     return procs.start("fulcrum", argv, port, ctx.log_dir, ctx.proxy_core)
 
 
+def _start_fulcrum_routed(ctx: Context) -> procs.Server:
+    port = procs.free_port()
+    config = write_yaml(
+        ctx.work_dir / "fulcrum-routed.yaml",
+        fulcrum_routed_config(port, ctx.upstream_url, ctx.model),
+    )
+    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(config)]
+    return procs.start("fulcrum-routed", argv, port, ctx.log_dir, ctx.proxy_core)
+
+
 def _emulator_url(ctx: Context) -> str:
     if ctx.bedrock_url is None:
         raise procs.StartError("the Bedrock emulator is not running")
@@ -204,6 +234,9 @@ def _start_litellm(ctx: Context) -> procs.Server:
 DIRECT = Target("direct", _start_direct)
 PASSTHROUGH = Target("passthrough", _start_passthrough, ready_path="/health")
 FULCRUM = Target("fulcrum", _start_fulcrum, ready_path="/healthz", ready_timeout=30.0)
+FULCRUM_ROUTED = Target(
+    "fulcrum-routed", _start_fulcrum_routed, ready_path="/healthz", ready_timeout=30.0
+)
 LITELLM = Target(
     "litellm", _start_litellm, ready_path=peers.LITELLM_READY_PATH, ready_timeout=120.0
 )
@@ -226,7 +259,7 @@ BEDROCK_ROWS = [BEDROCK_DIRECT, FULCRUM_BEDROCK]
 
 def selected(peers_wanted: bool, bedrock_wanted: bool = True) -> list[Target]:
     """The rows of a run, in order: each baseline before the rows measured against it."""
-    rows = [DIRECT, PASSTHROUGH, FULCRUM]
+    rows = [DIRECT, PASSTHROUGH, FULCRUM, FULCRUM_ROUTED]
     if peers_wanted:
         rows.append(LITELLM)
     if bedrock_wanted:

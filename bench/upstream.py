@@ -139,11 +139,28 @@ def build_app(model: str, first_chunk_gap: float = 0.005) -> web.Application:
     async def health(_: web.Request) -> web.Response:
         return web.Response(body=b'{"status":"ok"}', content_type="application/json")
 
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=VLLM_METRICS, content_type="text/plain")
+
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
     return app
+
+
+# What a lightly loaded vLLM exports: lets the routed row scrape and parse real metrics text.
+VLLM_METRICS = b"""# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="bench-model"} 3.0
+# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="bench-model"} 0.0
+# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0",model_name="bench-model"} 0.12
+"""
 
 
 async def serve(host: str, port: int, model: str, first_chunk_gap: float = 0.005) -> None:

@@ -183,6 +183,7 @@ def test_default_run_has_the_bedrock_rows_after_the_openai_ones() -> None:
         "direct",
         "passthrough",
         "fulcrum",
+        "fulcrum-routed",
         "bedrock-direct",
         "fulcrum-bedrock",
     ]
