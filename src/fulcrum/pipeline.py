@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fulcrum.api.errors import ApiError, UpstreamError
 from fulcrum.auth.principal import Principal
@@ -27,6 +28,7 @@ from fulcrum.schema.openai import InferenceRequest
 from fulcrum.telemetry.metrics import GatewayMetrics
 
 log = logging.getLogger("fulcrum.pipeline")
+T = TypeVar("T")
 
 NO_DEPLOYMENT = "-"
 _HEALTH_REASONS = frozenset({"unreachable", "timeout", "stream_closed"})
@@ -172,32 +174,26 @@ class Pipeline:
             cached = await self.cache.lookup(ctx.principal, ctx.request)
             if cached is not None:
                 return cached
-        last_error: UpstreamError | None = None
-        for name in plan.deployments:
-            if self._out_of_time(ctx) or not self._may_call(ctx, name):
-                if len(ctx.attempts) >= self.max_attempts or self._out_of_time(ctx):
-                    break
-                continue
-            ctx.trying = name
-            try:
-                completion = await self.deployments[name].provider.complete(
-                    ctx.request, ctx.request_id
-                )
-            except UpstreamError as exc:
-                self._failed(ctx, name, exc)
-                if not exc.retryable:
-                    raise
-                last_error = exc
-                continue
-            self._succeeded(ctx, name)
-            if self.cache is not None:
-                await self.cache.store(ctx.principal, ctx.request, completion)
-            return completion
-        raise last_error or self._nothing_tried(ctx)
+        request = ctx.request
+        completion = await self._first_success(
+            ctx, plan, lambda provider: provider.complete(request, ctx.request_id)
+        )
+        if self.cache is not None:
+            await self.cache.store(ctx.principal, request, completion)
+        return completion
 
     async def open_stream(self, ctx: RequestContext, plan: Plan) -> CompletionStream:
         """Open a stream on the first deployment that sends its first event."""
         assert ctx.request is not None
+        request = ctx.request
+        return await self._first_success(
+            ctx, plan, lambda provider: provider.open_stream(request, ctx.request_id)
+        )
+
+    async def _first_success(
+        self, ctx: RequestContext, plan: Plan, call: Callable[[Provider], Awaitable[T]]
+    ) -> T:
+        """The call stage: try the plan in order, failing over on retryable errors only."""
         last_error: UpstreamError | None = None
         for name in plan.deployments:
             if self._out_of_time(ctx) or not self._may_call(ctx, name):
@@ -206,9 +202,7 @@ class Pipeline:
                 continue
             ctx.trying = name
             try:
-                stream = await self.deployments[name].provider.open_stream(
-                    ctx.request, ctx.request_id
-                )
+                result = await call(self.deployments[name].provider)
             except UpstreamError as exc:
                 self._failed(ctx, name, exc)
                 if not exc.retryable:
@@ -216,7 +210,7 @@ class Pipeline:
                 last_error = exc
                 continue
             self._succeeded(ctx, name)
-            return stream
+            return result
         raise last_error or self._nothing_tried(ctx)
 
     def _nothing_tried(self, ctx: RequestContext) -> ApiError:

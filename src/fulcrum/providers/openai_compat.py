@@ -19,6 +19,13 @@ from fulcrum.api.errors import UpstreamError
 from fulcrum.config import OpenAIDeployment
 from fulcrum.providers.base import Completion, Usage
 from fulcrum.providers.estimate import estimate_prompt_tokens
+from fulcrum.providers.failures import (
+    broken_stream,
+    closed_before_first_event,
+    invalid_response,
+    timed_out,
+    unreachable,
+)
 from fulcrum.providers.sse import SseSplitter, has_usage, is_done, take_usage, usage_from_object
 from fulcrum.schema.openai import Endpoint, InferenceRequest
 
@@ -90,7 +97,7 @@ class OpenAICompatProvider:
         except TimeoutError:
             raise  # a timeout is an OSError too, but it means 504, not "unreachable"
         except (aiohttp.ClientConnectionError, OSError) as exc:
-            raise _unreachable(self.name, exc) from None
+            raise unreachable(self.name, exc) from None
         if response.status >= 400:
             try:
                 body = await response.read()
@@ -111,12 +118,12 @@ class OpenAICompatProvider:
             finally:
                 response.release()
         except TimeoutError:
-            raise _timeout(self.name) from None
+            raise timed_out(self.name) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _unreachable(self.name, exc) from None
+            raise unreachable(self.name, exc) from None
         parsed = _json_object(body)
         if parsed is None:
-            raise _invalid_response(self.name, "the answer is not a JSON object")
+            raise invalid_response(self.name, "the answer is not a JSON object")
         return Completion(body=body, usage=usage_from_object(parsed.get("usage")))
 
     async def open_stream(self, request: InferenceRequest, request_id: str) -> OpenAIStream:
@@ -127,27 +134,21 @@ class OpenAICompatProvider:
                 response = await self._post(request, request_id)
                 content_type = response.headers.get("Content-Type", "")
                 if not content_type.startswith("text/event-stream"):
-                    raise _invalid_response(self.name, f"a stream answered as {content_type!r}")
+                    raise invalid_response(self.name, f"a stream answered as {content_type!r}")
                 first: list[bytes] = []
                 while not first:
                     data = await response.content.readany()
                     if not data:
-                        raise UpstreamError(
-                            502,
-                            f"Upstream `{self.name}` closed the stream before sending an event.",
-                            retryable=True,
-                            reason="stream_closed",
-                            code="upstream_stream_closed",
-                        )
+                        raise closed_before_first_event(self.name)
                     first = splitter.feed(data)
         except TimeoutError:
             if response is not None:
                 response.close()
-            raise _timeout(self.name) from None
+            raise timed_out(self.name) from None
         except (aiohttp.ClientError, OSError) as exc:
             if response is not None:
                 response.close()
-            raise _unreachable(self.name, exc) from None
+            raise unreachable(self.name, exc) from None
         except BaseException:
             if response is not None:
                 response.close()
@@ -231,11 +232,11 @@ class OpenAIStream:
         try:
             data = await self._response.content.readany()
         except TimeoutError:
-            raise _timeout(self._provider.name) from None
+            raise timed_out(self._provider.name) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _broken_stream(self._provider.name, str(exc) or type(exc).__name__) from None
+            raise broken_stream(self._provider.name, str(exc) or type(exc).__name__) from None
         if not data:
-            raise _broken_stream(self._provider.name, "the upstream ended the stream early")
+            raise broken_stream(self._provider.name, "the upstream ended the stream early")
         return self._splitter.feed(data)
 
     def _filter(self, events: list[bytes]) -> bytes:
@@ -277,49 +278,6 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return parsed if isinstance(parsed, dict) else None
-
-
-def _invalid_response(name: str, detail: str) -> UpstreamError:
-    log.warning("deployment %s answered with an invalid response: %s", name, detail)
-    return UpstreamError(
-        502,
-        f"Upstream `{name}` returned an invalid response.",
-        retryable=True,
-        reason="invalid_response",
-        code="upstream_invalid_response",
-    )
-
-
-def _unreachable(name: str, exc: BaseException) -> UpstreamError:
-    # The detail (addresses, OS errors) goes to the log, not to the client.
-    log.warning("deployment %s is unreachable: %s", name, str(exc) or type(exc).__name__)
-    return UpstreamError(
-        502,
-        f"Upstream `{name}` is unreachable.",
-        retryable=True,
-        reason="unreachable",
-        code="upstream_unreachable",
-    )
-
-
-def _timeout(name: str) -> UpstreamError:
-    return UpstreamError(
-        504,
-        f"Upstream `{name}` timed out.",
-        retryable=True,
-        reason="timeout",
-        code="upstream_timeout",
-    )
-
-
-def _broken_stream(name: str, detail: str) -> UpstreamError:
-    return UpstreamError(
-        502,
-        f"Upstream `{name}` failed mid-stream: {detail}",
-        retryable=False,
-        reason="stream_broken",
-        code="upstream_stream_error",
-    )
 
 
 def error_from_upstream(name: str, status: int, body: bytes, headers: Any) -> UpstreamError:

@@ -33,6 +33,13 @@ from fulcrum.providers.bedrock.transport import (
     signed_url,
 )
 from fulcrum.providers.estimate import estimate_prompt_tokens
+from fulcrum.providers.failures import (
+    broken_stream,
+    closed_before_first_event,
+    invalid_response,
+    timed_out,
+    unreachable,
+)
 from fulcrum.providers.sse import DONE_EVENT
 from fulcrum.schema.openai import Endpoint, InferenceRequest
 
@@ -70,9 +77,9 @@ class BedrockProvider:
         try:
             response = await session.post(target, data=body, headers=signed, timeout=self._timeout)
         except TimeoutError:
-            raise _timeout(self.name) from None
+            raise timed_out(self.name) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _unreachable(self.name, exc) from None
+            raise unreachable(self.name, exc) from None
         if response.status >= 400:
             try:
                 error_body = await response.read()
@@ -87,9 +94,9 @@ class BedrockProvider:
         try:
             return await response.read()
         except TimeoutError:
-            raise _timeout(self.name) from None
+            raise timed_out(self.name) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _unreachable(self.name, exc) from None
+            raise unreachable(self.name, exc) from None
         finally:
             response.release()
 
@@ -104,7 +111,7 @@ class BedrockProvider:
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise _malformed(self.name) from None
+            raise invalid_response(self.name, "the body is not JSON") from None
         completion, usage = converse_to_chat(
             parsed, completion_id=_completion_id(), created=int(time.time()), model=request.model
         )
@@ -123,9 +130,9 @@ class BedrockProvider:
             try:
                 result = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                raise _malformed(self.name) from None
+                raise invalid_response(self.name, "the body is not JSON") from None
             if not isinstance(result, dict):
-                raise _malformed(self.name)
+                raise invalid_response(self.name, "the body is not a JSON object")
             return result
 
         results = await asyncio.gather(*(invoke(body) for body in bodies))
@@ -152,7 +159,7 @@ class BedrockProvider:
         except TimeoutError:
             if stream is not None:
                 await stream.aclose()
-            raise _timeout(self.name) from None
+            raise timed_out(self.name) from None
         except BaseException:
             if stream is not None:
                 await stream.aclose()
@@ -195,13 +202,7 @@ class BedrockStream:
         while not self._pending:
             events = await self._read()
             if events is None:
-                raise UpstreamError(
-                    502,
-                    f"Bedrock `{self._name}` closed the stream before its first event.",
-                    retryable=True,
-                    reason="stream_closed",
-                    code="upstream_stream_closed",
-                )
+                raise closed_before_first_event(self._name)
             # An exception before any content (even in the same read as messageStart) reached
             # nobody yet: it may still fail over.
             for event in events:
@@ -215,16 +216,16 @@ class BedrockStream:
         try:
             data = await self._response.content.readany()
         except TimeoutError:
-            raise _timeout(self._name) from None
+            raise timed_out(self._name) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _broken(self._name, str(exc) or type(exc).__name__) from None
+            raise broken_stream(self._name, str(exc) or type(exc).__name__) from None
         if not data:
             return None
         try:
             return list(self._decoder.feed(data))
         except (botocore.eventstream.ParserError, botocore.exceptions.BotoCoreError) as exc:
             # CRC mismatch, bad prelude, oversized message
-            raise _broken(self._name, f"corrupt event stream: {exc}") from None
+            raise broken_stream(self._name, f"corrupt event stream: {exc}") from None
 
     def _exception(self, event: StreamEvent, retryable_ok: bool = False) -> UpstreamError:
         error = bedrock_error(
@@ -280,7 +281,7 @@ class BedrockStream:
 
     def _end_of_stream(self) -> bytes:
         if not self._stopped:
-            raise _broken(self._name, "the stream ended before messageStop")
+            raise broken_stream(self._name, "the stream ended before messageStop")
         self.completed = True  # metadata is optional: end cleanly without usage
         return DONE_EVENT
 
@@ -304,41 +305,4 @@ def _unsupported_endpoint(name: str, endpoint: Endpoint) -> ApiError:
         400,
         f"Deployment `{name}` (Bedrock) does not serve /v1/{endpoint.value}.",
         code="unsupported_endpoint",
-    )
-
-
-def _unreachable(name: str, exc: BaseException) -> UpstreamError:
-    return UpstreamError(
-        502,
-        f"Bedrock `{name}` is unreachable: {str(exc) or type(exc).__name__}",
-        retryable=True,
-        reason="unreachable",
-        code="upstream_unreachable",
-    )
-
-
-def _timeout(name: str) -> UpstreamError:
-    return UpstreamError(
-        504, f"Bedrock `{name}` timed out.", retryable=True, reason="timeout",
-        code="upstream_timeout",
-    )  # fmt: skip
-
-
-def _broken(name: str, detail: str) -> UpstreamError:
-    return UpstreamError(
-        502,
-        f"Bedrock `{name}` failed mid-stream: {detail}",
-        retryable=False,
-        reason="stream_broken",
-        code="upstream_stream_error",
-    )
-
-
-def _malformed(name: str) -> UpstreamError:
-    return UpstreamError(
-        502,
-        f"Bedrock `{name}` returned a body that is not JSON.",
-        retryable=True,
-        reason="malformed",
-        code="upstream_malformed",
     )
