@@ -68,6 +68,7 @@ def build_pipeline(config: GatewayConfig) -> tuple[Pipeline, ActiveHealthChecker
                     provider.session,
                     metrics_url,
                     check.timeout,
+                    check.max_waiting,
                     runtime.load,
                     hysteresis,
                     metrics,
@@ -130,6 +131,11 @@ def build_runtime(config: GatewayConfig, metrics: GatewayMetrics) -> RoutingRunt
             else None
         ),
         provisioned_names=frozenset(capacities),
+        max_output={
+            name: spec.max_output_tokens
+            for name, spec in config.deployments.items()
+            if isinstance(spec, BedrockDeployment) and name in capacities
+        },
     )
 
 

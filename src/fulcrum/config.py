@@ -179,6 +179,8 @@ class BedrockDeployment(_Strict):
     embeddings: bool = False
     additional_request_fields: tuple[str, ...] = ()
     provisioned_tpm: int | None = Field(default=None, gt=0)  # PT capacity, tokens per minute
+    # What Bedrock reserves for a request without max_tokens (the model's maximum output).
+    max_output_tokens: int = Field(default=4096, gt=0)
     timeouts: Timeouts = Timeouts()
     tags: DeploymentTags = DeploymentTags()
     max_connections: int = Field(default=1000, gt=0)

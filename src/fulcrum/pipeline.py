@@ -7,6 +7,7 @@ feeds it validated requests and writes what it returns.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -57,7 +58,9 @@ class RequestContext:
     skipped: list[Attempt] = field(default_factory=list)  # passed over without a call
     trying: str | None = None  # the deployment being called right now
     plan: Plan | None = None
-    estimated_tokens: int = 0
+    estimated_prompt: int = 0
+    requested_output: int | None = None
+    estimated_tokens: int = 0  # reserved on the PT deployment being called
     in_flight_on: str | None = None  # load tracking: released when the request ends
     provisioned_on: str | None = None  # PT capacity reserved here, settled when it ends
 
@@ -134,9 +137,8 @@ class Pipeline:
         ctx.plan = plan
         if self.runtime.provisioned is not None:
             output = request.body.get("max_completion_tokens") or request.body.get("max_tokens")
-            ctx.estimated_tokens = estimate_prompt_tokens(request.body) + (
-                output if isinstance(output, int) else DEFAULT_OUTPUT_ESTIMATE
-            )
+            ctx.estimated_prompt = estimate_prompt_tokens(request.body)
+            ctx.requested_output = output if isinstance(output, int) else None
         if self.admission is not None:
             ctx.reservation = await self.admission.admit(ctx.principal, request)
         self.metrics.decisions.labels(request.model, plan.deployments[0], plan.workload).inc()
@@ -152,6 +154,10 @@ class Pipeline:
             ctx.skipped.append(Attempt(name, "circuit_open"))
             return False
         if runtime.provisioned is not None and name in runtime.provisioned_names:
+            # Bedrock reserves input + the maximum output against PT capacity; so must we,
+            # or it throttles before the gateway spills.
+            output = ctx.requested_output or runtime.max_output.get(name, DEFAULT_OUTPUT_ESTIMATE)
+            ctx.estimated_tokens = ctx.estimated_prompt + output
             if not runtime.provisioned.reserve(name, ctx.estimated_tokens):
                 ctx.skipped.append(Attempt(name, "provisioned_full"))
                 self.metrics.attempts.labels(name, "provisioned_full").inc()
@@ -203,6 +209,11 @@ class Pipeline:
             ctx.trying = name
             try:
                 result = await call(self.deployments[name].provider)
+            except asyncio.CancelledError:
+                breaker = self.runtime.breakers.get(name)
+                if breaker is not None:
+                    breaker.release()  # the client left: no verdict, free a half-open slot
+                raise
             except UpstreamError as exc:
                 self._failed(ctx, name, exc)
                 if not exc.retryable:
@@ -252,7 +263,7 @@ class Pipeline:
         ctx.trying = None
         ctx.attempts.append(Attempt(name, "ok"))
         self.metrics.attempts.labels(name, "ok").inc()
-        self.health.mark(name, True)
+        self.health.mark(name, True, passive=True)
         breaker = self.runtime.breakers.get(name)
         if breaker is not None:
             breaker.record_success()

@@ -37,7 +37,13 @@ class HealthRegistry:
         self._clock = clock
 
     def mark(self, name: str, healthy: bool, *, passive: bool = False) -> None:
-        """Record a health signal; a passive failure expires after the cool-down."""
+        """Record a health signal; a passive failure expires after the cool-down.
+
+        A passive success (one request that worked) does not override a failure the active
+        probe reported: fail-back is the probe's decision, through its hysteresis.
+        """
+        if healthy and passive and self._state.get(name) is False and name not in self._retry_at:
+            return
         if not healthy and passive:
             self._retry_at[name] = self._clock() + self._cooldown
         else:

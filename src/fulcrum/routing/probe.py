@@ -25,6 +25,7 @@ class VllmProbe:
         session: Callable[[], aiohttp.ClientSession],
         metrics_url: str | None,
         timeout: float,
+        max_waiting: int | None,
         load: LoadTracker,
         hysteresis: Hysteresis,
         metrics: GatewayMetrics,
@@ -34,6 +35,7 @@ class VllmProbe:
         self._session = session
         self._metrics_url = metrics_url
         self._timeout = timeout
+        self._max_waiting = max_waiting
         self._load = load
         self._hysteresis = hysteresis
         self._metrics = metrics
@@ -45,5 +47,7 @@ class VllmProbe:
             if reading is not None:
                 self._load.update(self._name, reading)
                 self._metrics.upstream_load.labels(self._name).set(reading.waiting)
+                if self._max_waiting is not None and reading.waiting > self._max_waiting:
+                    ready = False  # saturated: held back, and given traffic back gradually
         self._hysteresis.observe(self._name, ready)
         return self._hysteresis.eligible(self._name)

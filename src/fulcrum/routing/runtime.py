@@ -21,3 +21,4 @@ class RoutingRuntime:
     load: LoadTracker | None = None
     provisioned: ProvisionedCapacity | None = None
     provisioned_names: frozenset[str] = frozenset()
+    max_output: dict[str, int] = field(default_factory=dict)  # per PT deployment

@@ -200,3 +200,13 @@ def test_readiness_needs_a_positive_signal() -> None:
     health.mark("b", True)
     assert health.any_healthy()
     assert changes == [("b", True)]
+
+
+def test_a_passive_success_does_not_override_an_active_failure() -> None:
+    health = HealthRegistry(["a"])
+    health.mark("a", False)  # the active probe says not ready (hysteresis holds it)
+    health.mark("a", True, passive=True)  # one request that happened to work
+    assert not health.usable("a")
+    health.mark("a", False, passive=True)
+    health.mark("a", True, passive=True)  # after a passive failure, traffic may clear it
+    assert health.usable("a")
