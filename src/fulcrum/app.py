@@ -130,7 +130,6 @@ def build_runtime(config: GatewayConfig, metrics: GatewayMetrics) -> RoutingRunt
             if capacities
             else None
         ),
-        provisioned_names=frozenset(capacities),
         max_output={
             name: spec.max_output_tokens
             for name, spec in config.deployments.items()

@@ -141,7 +141,7 @@ class Pipeline:
             ctx.requested_output = output if isinstance(output, int) else None
         if self.admission is not None:
             ctx.reservation = await self.admission.admit(ctx.principal, request)
-        self.metrics.decisions.labels(request.model, plan.deployments[0], plan.workload).inc()
+        self.metrics.count_decision(request.model, plan.deployments[0], plan.workload)
         return plan
 
     def _may_call(self, ctx: RequestContext, name: str) -> bool:
@@ -153,14 +153,14 @@ class Pipeline:
         if breaker is not None and not breaker.allow():
             ctx.skipped.append(Attempt(name, "circuit_open"))
             return False
-        if runtime.provisioned is not None and name in runtime.provisioned_names:
+        if runtime.provisioned is not None and name in runtime.provisioned:
             # Bedrock reserves input + the maximum output against PT capacity; so must we,
             # or it throttles before the gateway spills.
             output = ctx.requested_output or runtime.max_output.get(name, DEFAULT_OUTPUT_ESTIMATE)
             ctx.estimated_tokens = ctx.estimated_prompt + output
             if not runtime.provisioned.reserve(name, ctx.estimated_tokens):
                 ctx.skipped.append(Attempt(name, "provisioned_full"))
-                self.metrics.attempts.labels(name, "provisioned_full").inc()
+                self.metrics.count_attempt(name, "provisioned_full")
                 if breaker is not None:
                     breaker.release()
                 return False
@@ -245,7 +245,7 @@ class Pipeline:
     def _failed(self, ctx: RequestContext, name: str, exc: UpstreamError) -> None:
         ctx.trying = None
         ctx.attempts.append(Attempt(name, exc.reason))
-        self.metrics.attempts.labels(name, exc.reason).inc()
+        self.metrics.count_attempt(name, exc.reason)
         if exc.reason in _HEALTH_REASONS:
             self.health.mark(name, False, passive=True)
         breaker = self.runtime.breakers.get(name)
@@ -262,7 +262,7 @@ class Pipeline:
     def _succeeded(self, ctx: RequestContext, name: str) -> None:
         ctx.trying = None
         ctx.attempts.append(Attempt(name, "ok"))
-        self.metrics.attempts.labels(name, "ok").inc()
+        self.metrics.count_attempt(name, "ok")
         self.health.mark(name, True, passive=True)
         breaker = self.runtime.breakers.get(name)
         if breaker is not None:

@@ -20,5 +20,4 @@ class RoutingRuntime:
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     load: LoadTracker | None = None
     provisioned: ProvisionedCapacity | None = None
-    provisioned_names: frozenset[str] = frozenset()
     max_output: dict[str, int] = field(default_factory=dict)  # per PT deployment

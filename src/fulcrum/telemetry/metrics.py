@@ -102,6 +102,8 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self._series: dict[tuple[str, str], _RequestSeries] = {}
+        self._decisions: dict[tuple[str, str, str], Counter] = {}
+        self._attempts: dict[tuple[str, str], Counter] = {}
         self.in_flight = Gauge(
             "fulcrum_requests_in_flight",
             "Inference requests being served now.",
@@ -137,6 +139,20 @@ class GatewayMetrics:
                 series.cached_tokens.inc(usage.cached_tokens)
         if cost:
             series.cost.inc(cost)
+
+    def count_decision(self, model: str, deployment: str, workload: str) -> None:
+        key = (model, deployment, workload)
+        child = self._decisions.get(key)
+        if child is None:
+            child = self._decisions[key] = self.decisions.labels(model, deployment, workload)
+        child.inc()
+
+    def count_attempt(self, deployment: str, outcome: str) -> None:
+        key = (deployment, outcome)
+        child = self._attempts.get(key)
+        if child is None:
+            child = self._attempts[key] = self.attempts.labels(deployment, outcome)
+        child.inc()
 
     def set_circuit(self, deployment: str, state: str) -> None:
         self.circuit_state.labels(deployment).set(_CIRCUIT_VALUES.get(state, 0))

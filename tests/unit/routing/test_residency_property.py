@@ -478,7 +478,6 @@ def test_the_pipeline_never_calls_an_upstream_outside_the_policy(data: st.DataOb
         breakers={name: CircuitBreaker(breaker_settings, clock=clock) for name in names},
         load=LoadTracker(clock=clock),
         provisioned=ProvisionedCapacity(provisioned, clock=clock) if provisioned else None,
-        provisioned_names=frozenset(provisioned),
     )
     planner = Planner(
         world.routes,
