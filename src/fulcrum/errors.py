@@ -9,3 +9,9 @@ class UserError(Exception):
 
 class ConfigError(UserError):
     """The configuration is invalid; the message names the key and the reason."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise a UserError with ``message`` unless ``condition`` holds (CLI flag checks)."""
+    if not condition:
+        raise UserError(message)

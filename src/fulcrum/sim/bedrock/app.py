@@ -40,7 +40,7 @@ from fulcrum.sim.bedrock.errors import (
 )
 from fulcrum.sim.bedrock.eventstream import CONTENT_TYPE as EVENTSTREAM_CONTENT_TYPE
 from fulcrum.sim.bedrock.eventstream import exception_frame
-from fulcrum.sim.bedrock.faults import FaultError, Faults, FaultState, apply_update
+from fulcrum.sim.bedrock.faults import Faults, FaultState, apply_update
 from fulcrum.sim.bedrock.generation import binary_embedding, embedding
 from fulcrum.sim.bedrock.planner import Reply, plan_reply
 from fulcrum.sim.bedrock.promptcache import PromptCache
@@ -48,6 +48,7 @@ from fulcrum.sim.bedrock.protocol import ConverseRequest, parse_converse, parse_
 from fulcrum.sim.bedrock.settings import Settings
 from fulcrum.sim.bedrock.timing import Timing, sleep_until
 from fulcrum.sim.bedrock.tokenizer import count_tokens
+from fulcrum.sim.fault_fields import FaultError
 
 CLIENT_MAX_SIZE = 32 * 1024 * 1024
 REPLY_CACHE_SIZE = 4096

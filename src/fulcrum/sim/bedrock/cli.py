@@ -13,15 +13,16 @@ import asyncio
 
 import orjson
 
-from fulcrum.errors import UserError
+from fulcrum.errors import UserError, require
 from fulcrum.sim.bedrock.catalog import CatalogError, default_catalog, load_catalog
-from fulcrum.sim.bedrock.faults import FaultError, Faults, apply_update
+from fulcrum.sim.bedrock.faults import Faults, apply_update
 from fulcrum.sim.bedrock.settings import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_PORT,
     DEFAULT_SECRET_KEY,
     Settings,
 )
+from fulcrum.sim.fault_fields import FaultError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,19 +112,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise UserError(message)
-
-
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Validate the parsed options into :class:`Settings` (UserError on any bad value)."""
     for flag, port in (("--port", args.port), ("--admin-port", args.admin_port)):
-        _check(port is None or 0 < port < 65536, f"{flag} must be between 1 and 65535")
-    _check(args.admin_port != args.port, "--admin-port must differ from --port")
-    _check(args.speed > 0, "--speed must be positive")
-    _check(args.min_output_tokens >= 1, "--min-output-tokens must be at least 1")
-    _check(
+        require(port is None or 0 < port < 65536, f"{flag} must be between 1 and 65535")
+    require(args.admin_port != args.port, "--admin-port must differ from --port")
+    require(args.speed > 0, "--speed must be positive")
+    require(args.min_output_tokens >= 1, "--min-output-tokens must be at least 1")
+    require(
         args.max_output_tokens >= args.min_output_tokens,
         "--max-output-tokens must be at least --min-output-tokens",
     )
@@ -131,11 +127,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ("--on-demand-rpm", args.on_demand_rpm),
         ("--on-demand-tpm", args.on_demand_tpm),
     ):
-        _check(value is None or value >= 1, f"{flag} must be at least 1")
-    _check(bool(args.access_key), "--access-key must not be empty")
-    _check(bool(args.secret_key), "--secret-key must not be empty")
-    _check(all(args.api_key), "--api-key must not be empty")
-    _check(args.tls_key is None or args.tls_cert is not None, "--tls-key needs --tls-cert")
+        require(value is None or value >= 1, f"{flag} must be at least 1")
+    require(bool(args.access_key), "--access-key must not be empty")
+    require(bool(args.secret_key), "--secret-key must not be empty")
+    require(all(args.api_key), "--api-key must not be empty")
+    require(args.tls_key is None or args.tls_cert is not None, "--tls-key needs --tls-cert")
     try:
         catalog = load_catalog(args.catalog) if args.catalog else default_catalog()
     except CatalogError as exc:

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from fulcrum.sim.bedrock.errors import MODELED_ERRORS, stream_exception_name
-
-
-class FaultError(ValueError):
-    """An invalid fault update; the message names the field."""
+from fulcrum.sim.fault_fields import FaultError, fields_of, integer, number, text
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,56 +58,25 @@ class Faults:
         )
 
 
-def _number(key: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FaultError(f"{key} must be a number")
-    if not low <= value <= high:
-        raise FaultError(f"{key} must be between {low} and {high}, got {value}")
-    return float(value)
-
-
-def _integer(key: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FaultError(f"{key} must be an integer")
-    if value < low:
-        raise FaultError(f"{key} must be >= {low}, got {value}")
-    return value
-
-
-def _text(key: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise FaultError(f"{key} must be a non-empty string or null")
-    return value
-
-
 def apply_update(current: Faults, update: Any) -> Faults:
     """``current`` with the fields of ``update`` (a JSON object) validated and applied."""
-    if not isinstance(update, Mapping):
-        raise FaultError("the body must be a JSON object")
-    known = set(Faults.__dataclass_fields__)
-    unknown = sorted(set(update) - known)
-    if unknown:
-        raise FaultError(
-            f"unknown field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
+    update = fields_of(update, Faults.__dataclass_fields__)
     changes: dict[str, Any] = {}
     for key, value in update.items():
         if key == "error_rate":
-            changes[key] = _number(key, value, 0.0, 1.0)
+            changes[key] = number(key, value, 0.0, 1.0)
         elif key == "error_type":
             if value not in MODELED_ERRORS:
                 raise FaultError(f"error_type must be one of {', '.join(sorted(MODELED_ERRORS))}")
             changes[key] = value
         elif key in ("error_message", "stream_exception_message"):
-            changes[key] = _text(key, value)
+            changes[key] = text(key, value)
         elif key == "added_latency_ms":
-            changes[key] = _number(key, value, 0.0, 600_000.0)
+            changes[key] = number(key, value, 0.0, 600_000.0)
         elif key == "model_not_ready_for_s":
-            changes[key] = None if value is None else _number(key, value, 0.0, 86_400.0)
+            changes[key] = None if value is None else number(key, value, 0.0, 86_400.0)
         elif key == "stream_exception_after_events":
-            changes[key] = None if value is None else _integer(key, value, 0)
+            changes[key] = None if value is None else integer(key, value, 0)
         elif key == "stream_exception_type":
             if not isinstance(value, str):
                 raise FaultError("stream_exception_type must be a string")
@@ -125,7 +91,7 @@ def apply_update(current: Faults, update: Any) -> Faults:
                 raise FaultError("models must be a list of model ids or null")
             changes[key] = None if value is None else tuple(value)
         else:  # seed
-            changes[key] = _integer(key, value, 0)
+            changes[key] = integer(key, value, 0)
     return replace(current, **changes)
 
 

@@ -16,11 +16,12 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
+from fulcrum.sim.fault_fields import FaultError
 from fulcrum.sim.vllm import planner, streams, wire
 from fulcrum.sim.vllm import tokenizer as tok
 from fulcrum.sim.vllm.engine import Run, Scheduler, Ticket, Timing
 from fulcrum.sim.vllm.errors import JSON_CONTENT_TYPE, ApiError, error_body, error_response
-from fulcrum.sim.vllm.faults import FaultError, Faults, FaultState, apply_update
+from fulcrum.sim.vllm.faults import Faults, FaultState, apply_update
 from fulcrum.sim.vllm.generation import VOCAB_INDEX
 from fulcrum.sim.vllm.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from fulcrum.sim.vllm.metrics import VllmMetrics

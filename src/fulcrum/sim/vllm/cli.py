@@ -12,8 +12,9 @@ import asyncio
 
 import orjson
 
-from fulcrum.errors import UserError
-from fulcrum.sim.vllm.faults import FaultError, Faults, apply_update
+from fulcrum.errors import UserError, require
+from fulcrum.sim.fault_fields import FaultError
+from fulcrum.sim.vllm.faults import Faults, apply_update
 from fulcrum.sim.vllm.settings import DEFAULT_VLLM_VERSION, Settings
 
 DEFAULT_MODEL = "Qwen/Qwen3-0.6B"
@@ -119,34 +120,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise UserError(message)
-
-
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Validate the parsed options into :class:`Settings` (UserError on any bad value)."""
     names = tuple(args.served_model_name or [args.model])
-    _check(all(names), "--served-model-name: names must not be empty")
+    require(all(names), "--served-model-name: names must not be empty")
     for flag, port in (("--port", args.port), ("--admin-port", args.admin_port)):
-        _check(port is None or 0 < port < 65536, f"{flag} must be between 1 and 65535")
-    _check(args.admin_port != args.port, "--admin-port must differ from --port")
-    _check(args.max_model_len >= 2, "--max-model-len must be at least 2")
-    _check(args.max_num_seqs >= 1, "--max-num-seqs must be at least 1")
-    _check(args.kv_cache_tokens >= 1, "--kv-cache-tokens must be at least 1")
+        require(port is None or 0 < port < 65536, f"{flag} must be between 1 and 65535")
+    require(args.admin_port != args.port, "--admin-port must differ from --port")
+    require(args.max_model_len >= 2, "--max-model-len must be at least 2")
+    require(args.max_num_seqs >= 1, "--max-num-seqs must be at least 1")
+    require(args.kv_cache_tokens >= 1, "--kv-cache-tokens must be at least 1")
     for flag, value in (
         ("--prefill-ms-per-token", args.prefill_ms_per_token),
         ("--itl-ms", args.itl_ms),
         ("--itl-ms-per-seq", args.itl_ms_per_seq),
     ):
-        _check(value >= 0, f"{flag} must not be negative")
-    _check(args.speed > 0, "--speed must be positive")
-    _check(args.min_output_tokens >= 1, "--min-output-tokens must be at least 1")
-    _check(
+        require(value >= 0, f"{flag} must not be negative")
+    require(args.speed > 0, "--speed must be positive")
+    require(args.min_output_tokens >= 1, "--min-output-tokens must be at least 1")
+    require(
         args.max_output_tokens >= args.min_output_tokens,
         "--max-output-tokens must be at least --min-output-tokens",
     )
-    _check(args.embedding_dim >= 1, "--embedding-dim must be at least 1")
+    require(args.embedding_dim >= 1, "--embedding-dim must be at least 1")
     return Settings(
         model=args.model,
         served_model_names=names,
@@ -180,7 +176,7 @@ def faults_from_args(args: argparse.Namespace) -> Faults | None:
         raise UserError(f"--faults: invalid JSON: {exc}") from None
     except FaultError as exc:
         raise UserError(f"--faults: {exc}") from None
-    _check(
+    require(
         not faults.refuse_connections or args.admin_port is not None,
         "--faults: refuse_connections needs --admin-port",
     )

@@ -9,13 +9,10 @@ sequence of failures; ``error_rate`` 1.0 and 0.0 never consult the RNG at all.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-
-class FaultError(ValueError):
-    """An invalid fault update; the message names the field."""
+from fulcrum.sim.fault_fields import FaultError, fields_of, flag, integer, number
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,58 +48,27 @@ class Faults:
         )
 
 
-def _number(key: str, value: Any, low: float, high: float | None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FaultError(f"{key} must be a number")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise FaultError(f"{key} must be {bound}, got {value}")
-    return float(value)
-
-
-def _integer(key: str, value: Any, low: int, high: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FaultError(f"{key} must be an integer")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise FaultError(f"{key} must be {bound}, got {value}")
-    return value
-
-
-def _flag(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise FaultError(f"{key} must be true or false")
-    return value
-
-
 def apply_update(current: Faults, update: Any) -> Faults:
     """``current`` with the fields of ``update`` (a JSON object) validated and applied."""
-    if not isinstance(update, Mapping):
-        raise FaultError("the body must be a JSON object")
-    known = set(Faults.__dataclass_fields__)
-    unknown = sorted(set(update) - known)
-    if unknown:
-        raise FaultError(
-            f"unknown field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
+    update = fields_of(update, Faults.__dataclass_fields__)
     changes: dict[str, Any] = {}
     for key, value in update.items():
         if key == "error_rate":
-            changes[key] = _number(key, value, 0.0, 1.0)
+            changes[key] = number(key, value, 0.0, 1.0)
         elif key == "error_status":
-            changes[key] = _integer(key, value, 400, 599)
+            changes[key] = integer(key, value, 400, 599)
         elif key == "error_message":
             if not isinstance(value, str):
                 raise FaultError("error_message must be a string")
             changes[key] = value
         elif key == "added_latency_ms":
-            changes[key] = _number(key, value, 0.0, 600_000.0)
+            changes[key] = number(key, value, 0.0, 600_000.0)
         elif key == "cut_stream_after_chunks":
-            changes[key] = None if value is None else _integer(key, value, 0, None)
+            changes[key] = None if value is None else integer(key, value, 0, None)
         elif key == "seed":
-            changes[key] = _integer(key, value, 0, None)
+            changes[key] = integer(key, value, 0, None)
         else:  # refuse_connections, not_ready
-            changes[key] = _flag(key, value)
+            changes[key] = flag(key, value)
     return replace(current, **changes)
 
 

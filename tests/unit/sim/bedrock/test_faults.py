@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fulcrum.sim.bedrock.faults import FaultError, Faults, FaultState, apply_update
+from fulcrum.sim.bedrock.faults import Faults, FaultState, apply_update
+from fulcrum.sim.fault_fields import FaultError
 
 
 def test_defaults_are_healthy() -> None:
