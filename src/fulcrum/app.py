@@ -5,12 +5,22 @@ The only place that knows which implementation stands behind each stage's interf
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from fulcrum.api.middleware import errors_and_ids
 from fulcrum.api.routes import GatewayApi
-from fulcrum.auth.static_keys import build_authenticator
-from fulcrum.config import BedrockDeployment, GatewayConfig, OpenAIDeployment
+from fulcrum.auth.base import Authenticator
+from fulcrum.auth.chain import CredentialAuthenticator, StaticPolicies
+from fulcrum.auth.static_keys import NoAuthentication, StaticKeyAuthenticator
+from fulcrum.config import (
+    AuthConfig,
+    BedrockDeployment,
+    GatewayConfig,
+    OpenAIDeployment,
+    TenantConfig,
+)
 from fulcrum.pipeline import Deployed, Pipeline
 from fulcrum.providers.base import Provider
 from fulcrum.providers.bedrock.provider import BedrockProvider
@@ -86,7 +96,7 @@ def build_pipeline(config: GatewayConfig) -> tuple[Pipeline, ActiveHealthChecker
         load=runtime.load,
     )
     pipeline = Pipeline(
-        authenticator=build_authenticator(config.auth),
+        authenticator=build_authenticator(config.auth, config.tenants),
         planner=planner,
         deployments=deployments,
         health=health,
@@ -96,6 +106,13 @@ def build_pipeline(config: GatewayConfig) -> tuple[Pipeline, ActiveHealthChecker
         runtime=runtime,
     )
     return pipeline, checker, bedrock_pool
+
+
+def build_authenticator(auth: AuthConfig, tenants: Mapping[str, TenantConfig]) -> Authenticator:
+    """No authentication, or every configured kind of credential behind one interface."""
+    if not auth.enabled:
+        return NoAuthentication()
+    return CredentialAuthenticator(StaticKeyAuthenticator(auth.keys), [], StaticPolicies(tenants))
 
 
 def deployment_facts(spec: OpenAIDeployment | BedrockDeployment) -> DeploymentFacts:

@@ -340,11 +340,162 @@ class DataPolicy(_Strict):
         return " ".join(parts) or "unrestricted"
 
 
-class TenantConfig(_Strict):
-    """A tenant's policy (the full tenancy system extends this)."""
+class RateLimits(_Strict):
+    """Request, token and concurrency limits of one scope (None: unlimited)."""
 
+    rpm: int | None = Field(default=None, gt=0)  # requests per minute
+    tpm: int | None = Field(default=None, gt=0)  # input + output tokens per minute
+    concurrency: int | None = Field(default=None, gt=0)  # requests in flight
+
+    @property
+    def any(self) -> bool:
+        return self.rpm is not None or self.tpm is not None or self.concurrency is not None
+
+
+class Budget(_Strict):
+    """Spend ceilings in USD, from the serving deployment's token prices (UTC days/months)."""
+
+    daily_usd: float | None = Field(default=None, gt=0)
+    monthly_usd: float | None = Field(default=None, gt=0)
+
+    @property
+    def any(self) -> bool:
+        return self.daily_usd is not None or self.monthly_usd is not None
+
+
+class TenantLimits(RateLimits):
+    """A tenant's limits: its own, each of its keys', each model alias's, and its budget."""
+
+    per_key: RateLimits = RateLimits()
+    per_model: dict[str, RateLimits] = Field(default_factory=dict)
+    budget: Budget = Budget()
+
+    @property
+    def any(self) -> bool:
+        return (
+            super().any
+            or self.per_key.any
+            or any(limit.any for limit in self.per_model.values())
+            or self.budget.any
+        )
+
+
+class TenantCache(_Strict):
+    """Whether the tenant's prompts and answers may be kept in the prompt cache."""
+
+    allowed: bool = True
+
+
+class TenantAudit(_Strict):
+    """Whether the tenant's prompt and response bodies may be written to the audit log."""
+
+    bodies: bool = False
+
+
+class TenantConfig(_Strict):
+    """A tenant's policy: models, residency, workload, limits, what may be stored."""
+
+    models: tuple[str, ...] | None = None  # allowed model aliases; None: every alias
     data_policy: DataPolicy = DataPolicy()
     default_workload: Workload | None = None
+    limits: TenantLimits = TenantLimits()
+    cache: TenantCache = TenantCache()
+    audit: TenantAudit = TenantAudit()
+
+    def allows_model(self, alias: str) -> bool:
+        return self.models is None or alias in self.models
+
+
+SCOPES = ("chat", "completions", "embeddings", "models")
+"""What a credential may call; a credential with no scopes may call everything."""
+
+JwtAlgorithm = Literal["RS256", "ES256", "EdDSA"]
+
+
+class JwtIssuer(_Strict):
+    """A trusted token issuer: where its keys are, and how its claims map to a Principal."""
+
+    issuer: str = Field(min_length=1)  # the exact `iss` claim
+    jwks_url: HttpUrl
+    audience: tuple[str, ...] = Field(min_length=1)  # `aud` must contain one of these
+    algorithms: tuple[JwtAlgorithm, ...] = ("RS256", "ES256", "EdDSA")
+    leeway: float = Field(default=30.0, ge=0, le=300)  # seconds of clock skew for exp/nbf
+    tenant_claim: str = "tenant"  # dotted path, e.g. `org.id`
+    subject_claim: str = "sub"
+    scopes_claim: str = "scope"  # space-separated string or list
+    scope_prefix: str = ""  # e.g. `fulcrum:`: only such scopes count, prefix removed
+    known_tenants_only: bool = True  # a tenant not configured (YAML or store) gets 403
+    jwks_timeout: float = Field(default=5.0, gt=0)
+    jwks_min_refresh: float = Field(default=30.0, ge=0)  # unknown-kid refetches at most this often
+    jwks_default_max_age: float = Field(default=300.0, gt=0)  # when the JWKS sends no max-age
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
+class AuthConfig(_Strict):
+    """How callers authenticate: static keys, keys in the store, JWTs; or not at all."""
+
+    enabled: bool = True
+    keys: list[StaticKey] = Field(default_factory=list)
+    store_keys: bool = True  # accept keys made with `fulcrum keys create`
+    refresh_interval: float = Field(default=2.0, gt=0, le=60)  # store poll: revocation latency
+    jwt: list[JwtIssuer] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value == "none":
+            return {"enabled": False}
+        if isinstance(value, list):
+            return {"keys": value}
+        return value
+
+    @model_validator(mode="after")
+    def _unique(self) -> AuthConfig:
+        digests = [entry.digest for entry in self.keys]
+        if len(set(digests)) != len(digests):
+            raise ValueError("the same key is listed twice")
+        issuers = [entry.issuer for entry in self.jwt]
+        if len(set(issuers)) != len(issuers):
+            raise ValueError("the same issuer is listed twice")
+        return self
+
+
+class StoreConfig(_Strict):
+    """The gateway's database (keys, tenants, usage): SQLite by default, or PostgreSQL.
+
+    ``sqlite:///relative.db`` is resolved against the configuration file's directory.
+    """
+
+    url: str = "sqlite:///fulcrum.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not re.match(r"^(sqlite:///.+|postgres(ql)?://.*)$", url):
+            raise ValueError("must be sqlite:///PATH or postgresql://[user@]host[:port]/db")
+        return url
+
+
+class RedisConfig(_Strict):
+    """The Redis shared by replicas (rate limits; later the prompt cache)."""
+
+    url: str = Field(default="redis://127.0.0.1:6379/0", pattern=r"^rediss?://")
+    key_prefix: str = "fulcrum:"
+    connect_timeout: float = Field(default=0.25, gt=0)
+    timeout: float = Field(default=0.5, gt=0)  # per command
+    retry_interval: float = Field(default=1.0, gt=0)  # after a failure, try Redis again this often
+
+
+class LimitsConfig(_Strict):
+    """Where limit counters live and what happens when that place is unreachable."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    on_backend_error: Literal["fail_open", "fail_closed"] = "fail_open"
+    default_max_tokens: int = Field(default=1024, gt=0)  # output reserved without max_tokens
 
 
 class GatewayConfig(_Strict):
@@ -355,7 +506,10 @@ class GatewayConfig(_Strict):
     deployments: dict[str, Deployment]
     models: dict[str, ModelRoute]
     tenants: dict[str, TenantConfig] = Field(default_factory=dict)
-    auth: Literal["none"] | list[StaticKey]
+    auth: AuthConfig
+    store: StoreConfig = StoreConfig()
+    redis: RedisConfig | None = None
+    limits: LimitsConfig = LimitsConfig()
 
     @field_validator("deployments")
     @classmethod
@@ -386,10 +540,12 @@ class GatewayConfig(_Strict):
                         ("models", alias, "deployments", index),
                         f"unknown deployment {target!r} (known: {', '.join(self.deployments)})",
                     )
-        if isinstance(self.auth, list):
-            digests = [entry.digest for entry in self.auth]
-            if len(set(digests)) != len(digests):
-                raise _PathError(("auth",), "the same key is listed twice")
+        for tenant, policy in self.tenants.items():
+            for alias in policy.models or ():
+                if alias not in self.models:
+                    raise _PathError(("tenants", tenant, "models"), f"unknown model {alias!r}")
+        if self.limits.backend == "redis" and self.redis is None:
+            raise _PathError(("limits", "backend"), "'redis' needs a top-level 'redis' section")
         return self
 
 
@@ -444,8 +600,8 @@ def _format_validation_error(error: ValidationError) -> str:
     message = best["msg"].removeprefix("Value error, ")
     if best["type"] == "extra_forbidden":
         message = "unknown key"
-    elif location == "auth" and best["type"] in {"literal_error", "list_type"}:
-        message = "must be 'none' or a list of {key | key_sha256, tenant} entries"
+    elif location == "auth" and best["type"] in {"model_type", "model_attributes_type"}:
+        message = "must be 'none', a list of {key | key_sha256, tenant}, or a mapping"
     return f"{location or '<root>'}: {message}"
 
 
@@ -488,4 +644,15 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> G
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{file}{where}: {problem}") from None
-    return parse_config(raw, environ)
+    config = parse_config(raw, environ)
+    return config.model_copy(update={"store": resolve_store(config.store, file.parent)})
+
+
+def resolve_store(store: StoreConfig, base: Path) -> StoreConfig:
+    """A relative SQLite path means: next to the configuration file."""
+    prefix = "sqlite:///"
+    if store.url.startswith(prefix):
+        path = Path(store.url[len(prefix) :])
+        if not path.is_absolute():
+            return StoreConfig(url=prefix + str((base / path).resolve()))
+    return store

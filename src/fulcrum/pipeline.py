@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fulcrum.api.errors import ApiError, UpstreamError
+from fulcrum.auth.base import Authenticator
 from fulcrum.auth.principal import Principal
-from fulcrum.auth.static_keys import Authenticator
 from fulcrum.cache.prompt_cache import PromptCache
 from fulcrum.config import DeploymentTags, Workload
-from fulcrum.limits.admission import Admission, Reservation
+from fulcrum.limits.admission import Admission, Demand, Reservation
 from fulcrum.providers.base import Completion, CompletionStream, Provider, Usage
 from fulcrum.providers.estimate import estimate_prompt_tokens
 from fulcrum.routing.health import HealthRegistry
 from fulcrum.routing.planner import DEFAULT_OUTPUT_ESTIMATE, Plan, Planner
 from fulcrum.routing.runtime import RoutingRuntime
-from fulcrum.schema.openai import InferenceRequest
+from fulcrum.schema.openai import Endpoint, InferenceRequest
 from fulcrum.telemetry.metrics import GatewayMetrics
 
 log = logging.getLogger("fulcrum.pipeline")
@@ -35,6 +35,12 @@ NO_DEPLOYMENT = "-"
 _HEALTH_REASONS = frozenset({"unreachable", "timeout", "stream_closed"})
 # Failures that say something about the deployment (not about the request) trip its breaker.
 _CLIENT_FAULTS = frozenset({400, 404, 413, 422})
+# The scope a credential needs for each endpoint (a credential without scopes may call all).
+ENDPOINT_SCOPES = {
+    Endpoint.CHAT: "chat",
+    Endpoint.COMPLETIONS: "completions",
+    Endpoint.EMBEDDINGS: "embeddings",
+}
 
 
 @dataclass(slots=True)
@@ -88,6 +94,10 @@ class Deployed:
     provider: Provider
     tags: DeploymentTags
 
+    @property
+    def dearest_per_1k(self) -> float:
+        return max(self.tags.cost_per_1k_input, self.tags.cost_per_1k_output)
+
     def cost(self, usage: Usage | None) -> float:
         if usage is None:
             return 0.0
@@ -112,6 +122,7 @@ class Pipeline:
         max_attempts: int = 3,
         deadline: float = 300.0,
         runtime: RoutingRuntime | None = None,
+        default_max_tokens: int = 1024,
     ) -> None:
         self.authenticator = authenticator
         self.planner = planner
@@ -123,24 +134,38 @@ class Pipeline:
         self.max_attempts = max_attempts
         self.deadline = deadline
         self.runtime = runtime or RoutingRuntime()
+        self.default_max_tokens = default_max_tokens
 
-    def authenticate(self, ctx: RequestContext, headers: Mapping[str, str]) -> None:
-        ctx.principal = self.authenticator.authenticate(headers)
+    async def authenticate(self, ctx: RequestContext, headers: Mapping[str, str]) -> None:
+        try:
+            ctx.principal = await self.authenticator.authenticate(headers)
+        except ApiError as exc:
+            self.metrics.auth_failures.labels(str(exc.code)).inc()
+            raise
 
     async def admit(
         self, ctx: RequestContext, request: InferenceRequest, workload: Workload | None = None
     ) -> Plan:
-        """Check the model, admit under limits, and return the plan (deployments to try)."""
-        assert ctx.principal is not None
+        """Check scope and model, plan, and admit under limits; returns the deployments to try."""
+        principal = ctx.principal
+        assert principal is not None
         ctx.request = request
-        plan = self.planner.plan(ctx.principal, request, workload)
+        authorize(principal, request)
+        plan = self.planner.plan(principal, request, workload)
         ctx.plan = plan
-        if self.runtime.provisioned is not None:
+        limited = self.admission is not None and principal.policy.limits.any
+        if self.runtime.provisioned is not None or limited:
             output = request.body.get("max_completion_tokens") or request.body.get("max_tokens")
             ctx.estimated_prompt = estimate_prompt_tokens(request.body)
             ctx.requested_output = output if isinstance(output, int) else None
-        if self.admission is not None:
-            ctx.reservation = await self.admission.admit(ctx.principal, request)
+        if limited:
+            assert self.admission is not None
+            tokens = ctx.estimated_prompt + (ctx.requested_output or self.default_max_tokens)
+            if request.endpoint is Endpoint.EMBEDDINGS:
+                tokens = ctx.estimated_prompt
+            price = max(self.deployments[name].dearest_per_1k for name in plan.deployments)
+            demand = Demand(model=request.model, tokens=tokens, cost_usd=tokens * price / 1000)
+            ctx.reservation = await self.admission.admit(principal, demand)
         self.metrics.count_decision(request.model, plan.deployments[0], plan.workload)
         return plan
 
@@ -305,7 +330,28 @@ class Pipeline:
             cost,
         )
         if ctx.reservation is not None:
+            tokens = usage.total_tokens if usage is not None else 0
             try:
-                await ctx.reservation.settle(usage)
-            except ApiError:
+                await ctx.reservation.settle(tokens, cost)
+            except Exception:  # a limiter fault must not fail a request that was served
                 log.exception("request %s: settling its reservation failed", ctx.request_id)
+
+
+def authorize(principal: Principal, request: InferenceRequest) -> None:
+    """403 unless the credential's scopes and the tenant's model allowlist permit the call."""
+    scope = ENDPOINT_SCOPES[request.endpoint]
+    if principal.scopes and scope not in principal.scopes:
+        raise ApiError(
+            403,
+            f"This credential lacks the scope `{scope}` needed for /v1/{request.endpoint.value}.",
+            type="permission_error",
+            code="insufficient_scope",
+        )
+    if not principal.policy.allows_model(request.model):
+        raise ApiError(
+            403,
+            f"Tenant `{principal.tenant}` may not use the model `{request.model}`.",
+            param="model",
+            type="permission_error",
+            code="model_not_allowed",
+        )

@@ -45,8 +45,7 @@ def test_env_interpolation_fills_secrets_and_defaults() -> None:
     raw["deployments"]["vllm-a"]["api_key"] = "${UP_KEY:-fallback-key}"
     config = parse_config(raw, environ={"GW_KEY": "sk-test-123456"})
     assert config.deployments["vllm-a"].api_key == "fallback-key"
-    assert isinstance(config.auth, list)
-    assert config.auth[0].key == "sk-test-123456"
+    assert config.auth.keys[0].key == "sk-test-123456"
 
 
 @pytest.mark.parametrize(
@@ -86,7 +85,7 @@ def test_missing_environment_variable_names_the_key() -> None:
 
 
 def test_auth_entry_needs_exactly_one_secret() -> None:
-    with pytest.raises(ConfigError, match=r"^auth\.0"):
+    with pytest.raises(ConfigError, match=r"^auth\.keys\.0"):
         parse_config(minimal(auth=[{"tenant": "acme"}]), environ={})
 
 

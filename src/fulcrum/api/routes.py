@@ -13,7 +13,7 @@ import time
 import orjson
 from aiohttp import web
 
-from fulcrum.api.errors import ApiError, UpstreamError, internal_error
+from fulcrum.api.errors import ApiError, UpstreamError, internal_error, model_not_found
 from fulcrum.api.middleware import (
     ATTEMPTS,
     DEPLOYMENT,
@@ -22,6 +22,7 @@ from fulcrum.api.middleware import (
     error_response,
     request_id_key,
 )
+from fulcrum.config import TenantConfig
 from fulcrum.pipeline import Pipeline, RequestContext
 from fulcrum.providers.base import CompletionStream, Usage
 from fulcrum.routing.planner import parse_workload
@@ -78,7 +79,7 @@ class GatewayApi:
         metrics.in_flight.inc()
         try:
             try:
-                pipeline.authenticate(ctx, http.headers)
+                await pipeline.authenticate(ctx, http.headers)
                 raw = await self._read_body(http)
                 inference = parse_request(endpoint, raw)
                 workload = parse_workload(http.headers.get(WORKLOAD))
@@ -199,22 +200,37 @@ class GatewayApi:
     # -- models ------------------------------------------------------------------------------
 
     async def list_models(self, request: web.Request) -> web.Response:
-        self.pipeline.authenticator.authenticate(request.headers)
-        return web.Response(body=self._models_body, content_type="application/json")
+        policy = await self._models_caller(request)
+        if policy.models is None:
+            return web.Response(body=self._models_body, content_type="application/json")
+        aliases = [alias for alias in self.pipeline.planner.aliases if policy.allows_model(alias)]
+        return web.Response(
+            body=orjson.dumps(models_list(aliases, self._created)),
+            content_type="application/json",
+        )
 
     async def retrieve_model(self, request: web.Request) -> web.Response:
-        self.pipeline.authenticator.authenticate(request.headers)
+        policy = await self._models_caller(request)
         alias = request.match_info["model"]
-        if not self.pipeline.planner.knows(alias):
-            raise ApiError(
-                404,
-                f"The model `{alias}` does not exist or you do not have access to it.",
-                param="model",
-                code="model_not_found",
-            )
+        if not self.pipeline.planner.knows(alias) or not policy.allows_model(alias):
+            raise model_not_found(alias)
         return web.Response(
             body=orjson.dumps(model_card(alias, self._created)), content_type="application/json"
         )
+
+    async def _models_caller(self, request: web.Request) -> TenantConfig:
+        """Authenticate a models call; the tenant sees only the aliases it may use."""
+        ctx = RequestContext(request_id=request[request_id_key], started=time.monotonic())
+        await self.pipeline.authenticate(ctx, request.headers)
+        assert ctx.principal is not None
+        if ctx.principal.scopes and "models" not in ctx.principal.scopes:
+            raise ApiError(
+                403,
+                "This credential lacks the scope `models` needed for /v1/models.",
+                type="permission_error",
+                code="insufficient_scope",
+            )
+        return ctx.principal.policy
 
     # -- operations --------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from fulcrum.api.errors import ApiError, model_not_found
-from fulcrum.auth.principal import Principal
+from fulcrum.auth.principal import UNRESTRICTED, Principal
 from fulcrum.config import WORKLOADS, DataPolicy, ModelRoute, TenantConfig, Workload
 from fulcrum.providers.estimate import estimate_prompt_tokens
 from fulcrum.routing.health import HealthRegistry
@@ -90,8 +90,14 @@ class Planner:
     def route(self, alias: str) -> ModelRoute | None:
         return self._routes.get(alias)
 
+    def _tenant(self, principal: Principal) -> TenantConfig | None:
+        """The policy authentication attached, else the configured one (tests, tools)."""
+        if principal.policy is not UNRESTRICTED:
+            return principal.policy
+        return self._tenants.get(principal.tenant)
+
     def policy_of(self, principal: Principal) -> DataPolicy:
-        tenant = self._tenants.get(principal.tenant)
+        tenant = self._tenant(principal)
         return tenant.data_policy if tenant is not None else _UNRESTRICTED
 
     def workload_of(
@@ -99,7 +105,7 @@ class Planner:
     ) -> Workload:
         if hint is not None:
             return hint
-        tenant = self._tenants.get(principal.tenant)
+        tenant = self._tenant(principal)
         if tenant is not None and tenant.default_workload is not None:
             return tenant.default_workload
         return route.default_workload

@@ -101,6 +101,35 @@ class GatewayMetrics:
             ["deployment"],
             registry=self.registry,
         )
+        self.auth_failures = Counter(
+            "fulcrum_auth_failures",
+            "Rejected credentials by reason (missing, invalid, expired, revoked, jwt_*, ...).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.ratelimit_rejections = Counter(
+            "fulcrum_ratelimit_rejections",
+            "Requests refused by a limit: which limit (rpm, tpm, concurrency, budget_daily, "
+            "budget_monthly) of which scope (tenant, key, model).",
+            ["limit", "scope"],
+            registry=self.registry,
+        )
+        self.ratelimit_backend_errors = Counter(
+            "fulcrum_ratelimit_backend_errors",
+            "Limit-backend (Redis) failures, by what the gateway did (fail_open, fail_closed).",
+            ["action"],
+            registry=self.registry,
+        )
+        self.ratelimit_backend_up = Gauge(
+            "fulcrum_ratelimit_backend_up",
+            "1 while the shared limit backend answers, 0 while limits are local or refused.",
+            registry=self.registry,
+        )
+        self.store_refresh_errors = Counter(
+            "fulcrum_store_refresh_errors",
+            "Failed polls of the store for keys and tenants (the last snapshot stays in use).",
+            registry=self.registry,
+        )
         self._series: dict[tuple[str, str], _RequestSeries] = {}
         self._decisions: dict[tuple[str, str, str], Counter] = {}
         self._attempts: dict[tuple[str, str], Counter] = {}

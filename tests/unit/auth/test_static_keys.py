@@ -7,7 +7,8 @@ import hashlib
 import pytest
 
 from fulcrum.api.errors import ApiError
-from fulcrum.auth.static_keys import NoAuthentication, StaticKeyAuthenticator, presented_key
+from fulcrum.auth.base import presented_credential
+from fulcrum.auth.static_keys import NoAuthentication, StaticKeyAuthenticator
 from fulcrum.config import StaticKey
 
 KEYS = [
@@ -24,8 +25,8 @@ KEYS = [
         ({"x-api-key": "sk-globex-abcdef"}, "globex"),
     ],
 )
-def test_known_keys_map_to_their_tenant(headers: dict[str, str], tenant: str) -> None:
-    assert StaticKeyAuthenticator(KEYS).authenticate(headers).tenant == tenant
+async def test_known_keys_map_to_their_tenant(headers: dict[str, str], tenant: str) -> None:
+    assert (await StaticKeyAuthenticator(KEYS).authenticate(headers)).tenant == tenant
 
 
 @pytest.mark.parametrize(
@@ -36,9 +37,9 @@ def test_known_keys_map_to_their_tenant(headers: dict[str, str], tenant: str) ->
         ({"Authorization": "Bearer sk-wrong"}, "invalid_api_key"),
     ],
 )
-def test_missing_or_unknown_keys_are_401(headers: dict[str, str], code: str) -> None:
+async def test_missing_or_unknown_keys_are_401(headers: dict[str, str], code: str) -> None:
     with pytest.raises(ApiError) as info:
-        StaticKeyAuthenticator(KEYS).authenticate(headers)
+        await StaticKeyAuthenticator(KEYS).authenticate(headers)
     assert info.value.status == 401
     assert info.value.code == code
 
@@ -48,7 +49,7 @@ def test_the_authenticator_keeps_no_clear_key() -> None:
     assert b"sk-acme-0123456789" not in repr(vars(authenticator)).encode()
 
 
-def test_presented_key_and_no_auth() -> None:
-    assert presented_key({"Authorization": "Bearer  k "}) == "k"
-    assert presented_key({}) is None
-    assert NoAuthentication().authenticate({}).tenant == "default"
+async def test_presented_credential_and_no_auth() -> None:
+    assert presented_credential({"Authorization": "Bearer  k "}) == "k"
+    assert presented_credential({}) is None
+    assert (await NoAuthentication().authenticate({})).tenant == "default"

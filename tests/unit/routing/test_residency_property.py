@@ -30,9 +30,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fulcrum.api.errors import ApiError, UpstreamError
+from fulcrum.app import build_authenticator
 from fulcrum.auth.principal import Principal
-from fulcrum.auth.static_keys import build_authenticator
-from fulcrum.config import WORKLOADS, DataPolicy, DeploymentTags, ModelRoute, TenantConfig
+from fulcrum.config import (
+    WORKLOADS,
+    AuthConfig,
+    DataPolicy,
+    DeploymentTags,
+    ModelRoute,
+    TenantConfig,
+)
 from fulcrum.pipeline import Deployed, Pipeline, RequestContext
 from fulcrum.providers.base import Completion, Usage
 from fulcrum.routing.breaker import BreakerSettings, CircuitBreaker
@@ -489,7 +496,7 @@ def test_the_pipeline_never_calls_an_upstream_outside_the_policy(data: st.DataOb
         rng=random.Random(0),
     )
     pipeline = Pipeline(
-        authenticator=build_authenticator("none"),
+        authenticator=build_authenticator(AuthConfig(enabled=False), {}),
         planner=planner,
         deployments={
             name: Deployed(ScriptedUpstream(name, scripts[name], record), DeploymentTags())
