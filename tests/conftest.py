@@ -28,6 +28,8 @@ import yaml
 
 from tests.support.servers import ServerProcess, free_port, fulcrum_command, start_server
 
+pytest_plugins = ["tests.support.redis", "tests.support.postgres"]
+
 if TYPE_CHECKING:
     import openai
 
