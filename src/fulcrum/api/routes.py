@@ -185,6 +185,8 @@ class GatewayApi:
             headers[FALLBACK] = ",".join(ctx.fallback_reasons)
         if ctx.plan is not None:
             headers[WORKLOAD] = ctx.plan.workload
+        if ctx.reservation is not None:
+            headers.update(ctx.reservation.headers)
         return headers
 
     def _error(self, exc: ApiError, ctx: RequestContext) -> web.Response:
