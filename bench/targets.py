@@ -109,6 +109,27 @@ def fulcrum_routed_config(port: int, upstream_url: str, model: str) -> dict[str,
     }
 
 
+BENCH_KEY = "sk-bench"  # what the load generator sends as its bearer key
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def fulcrum_tenancy_config(port: int, upstream_url: str, model: str) -> dict[str, Any]:
+    """The plain gateway plus authentication and Redis-backed limits for the bench's tenant.
+
+    The limits are far above what the run can reach, so every request pays for checking and
+    settling them (one Redis script call to admit, batched settlements) and none is refused.
+    """
+    config = fulcrum_config(port, upstream_url, model)
+    limits = {"rpm": 100_000_000, "tpm": 1_000_000_000_000, "concurrency": 100_000}
+    return {
+        **config,
+        "auth": {"keys": [{"key": BENCH_KEY, "tenant": "bench"}], "store_keys": False},
+        "tenants": {"bench": {"limits": {**limits, "budget": {"daily_usd": 1e12}}}},
+        "redis": {"url": BENCH_REDIS_URL, "key_prefix": f"fulcrum-bench-{port}:"},
+        "limits": {"backend": "redis", "on_backend_error": "fail_closed"},
+    }
+
+
 def fulcrum_bedrock_config(port: int, emulator_url: str, model: str) -> dict[str, Any]:
     """A gateway configuration whose one deployment is Bedrock: the emulator, signed with SigV4.
 
@@ -196,6 +217,16 @@ def _start_fulcrum_routed(ctx: Context) -> procs.Server:
     return procs.start("fulcrum-routed", argv, port, ctx.log_dir, ctx.proxy_core)
 
 
+def _start_fulcrum_tenancy(ctx: Context) -> procs.Server:
+    port = procs.free_port()
+    config = write_yaml(
+        ctx.work_dir / "fulcrum-tenancy.yaml",
+        fulcrum_tenancy_config(port, ctx.upstream_url, ctx.model),
+    )
+    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(config)]
+    return procs.start("fulcrum-tenancy", argv, port, ctx.log_dir, ctx.proxy_core)
+
+
 def _emulator_url(ctx: Context) -> str:
     if ctx.bedrock_url is None:
         raise procs.StartError("the Bedrock emulator is not running")
@@ -237,6 +268,9 @@ FULCRUM = Target("fulcrum", _start_fulcrum, ready_path="/healthz", ready_timeout
 FULCRUM_ROUTED = Target(
     "fulcrum-routed", _start_fulcrum_routed, ready_path="/healthz", ready_timeout=30.0
 )
+FULCRUM_TENANCY = Target(
+    "fulcrum-tenancy", _start_fulcrum_tenancy, ready_path="/healthz", ready_timeout=30.0
+)
 LITELLM = Target(
     "litellm", _start_litellm, ready_path=peers.LITELLM_READY_PATH, ready_timeout=120.0
 )
@@ -259,7 +293,7 @@ BEDROCK_ROWS = [BEDROCK_DIRECT, FULCRUM_BEDROCK]
 
 def selected(peers_wanted: bool, bedrock_wanted: bool = True) -> list[Target]:
     """The rows of a run, in order: each baseline before the rows measured against it."""
-    rows = [DIRECT, PASSTHROUGH, FULCRUM, FULCRUM_ROUTED]
+    rows = [DIRECT, PASSTHROUGH, FULCRUM, FULCRUM_ROUTED, FULCRUM_TENANCY]
     if peers_wanted:
         rows.append(LITELLM)
     if bedrock_wanted:

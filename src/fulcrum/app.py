@@ -5,22 +5,11 @@ The only place that knows which implementation stands behind each stage's interf
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from aiohttp import web
 
 from fulcrum.api.middleware import errors_and_ids
 from fulcrum.api.routes import GatewayApi
-from fulcrum.auth.base import Authenticator
-from fulcrum.auth.chain import CredentialAuthenticator, StaticPolicies
-from fulcrum.auth.static_keys import NoAuthentication, StaticKeyAuthenticator
-from fulcrum.config import (
-    AuthConfig,
-    BedrockDeployment,
-    GatewayConfig,
-    OpenAIDeployment,
-    TenantConfig,
-)
+from fulcrum.config import BedrockDeployment, GatewayConfig, OpenAIDeployment
 from fulcrum.pipeline import Deployed, Pipeline
 from fulcrum.providers.base import Provider
 from fulcrum.providers.bedrock.provider import BedrockProvider
@@ -35,6 +24,7 @@ from fulcrum.routing.probe import VllmProbe
 from fulcrum.routing.provisioned import ProvisionedCapacity
 from fulcrum.routing.runtime import RoutingRuntime
 from fulcrum.telemetry.metrics import GatewayMetrics
+from fulcrum.tenancy import Tenancy, build_tenancy
 
 pipeline_key = web.AppKey("pipeline", Pipeline)
 
@@ -48,8 +38,11 @@ def build_provider(
     return OpenAICompatProvider(name, deployment)
 
 
-def build_pipeline(config: GatewayConfig) -> tuple[Pipeline, ActiveHealthChecker, SessionPool]:
+def build_pipeline(
+    config: GatewayConfig,
+) -> tuple[Pipeline, ActiveHealthChecker, SessionPool, Tenancy]:
     metrics = GatewayMetrics()
+    tenancy = build_tenancy(config, metrics)
     health = HealthRegistry(
         config.deployments,
         listener=metrics.set_health,
@@ -96,7 +89,9 @@ def build_pipeline(config: GatewayConfig) -> tuple[Pipeline, ActiveHealthChecker
         load=runtime.load,
     )
     pipeline = Pipeline(
-        authenticator=build_authenticator(config.auth, config.tenants),
+        authenticator=tenancy.authenticator,
+        admission=tenancy.limiter,
+        default_max_tokens=config.limits.default_max_tokens,
         planner=planner,
         deployments=deployments,
         health=health,
@@ -105,14 +100,7 @@ def build_pipeline(config: GatewayConfig) -> tuple[Pipeline, ActiveHealthChecker
         deadline=config.routing.deadline,
         runtime=runtime,
     )
-    return pipeline, checker, bedrock_pool
-
-
-def build_authenticator(auth: AuthConfig, tenants: Mapping[str, TenantConfig]) -> Authenticator:
-    """No authentication, or every configured kind of credential behind one interface."""
-    if not auth.enabled:
-        return NoAuthentication()
-    return CredentialAuthenticator(StaticKeyAuthenticator(auth.keys), [], StaticPolicies(tenants))
+    return pipeline, checker, bedrock_pool, tenancy
 
 
 def deployment_facts(spec: OpenAIDeployment | BedrockDeployment) -> DeploymentFacts:
@@ -157,7 +145,7 @@ def build_runtime(config: GatewayConfig, metrics: GatewayMetrics) -> RoutingRunt
 
 def build_app(config: GatewayConfig) -> web.Application:
     """The gateway application; start-up and shutdown hooks own the background work."""
-    pipeline, checker, bedrock_pool = build_pipeline(config)
+    pipeline, checker, bedrock_pool, tenancy = build_pipeline(config)
     api = GatewayApi(pipeline, config.server.max_body_bytes)
     app = web.Application(
         middlewares=[errors_and_ids],
@@ -167,6 +155,7 @@ def build_app(config: GatewayConfig) -> web.Application:
     app.add_routes(api.routes())
 
     async def start_background(_: web.Application) -> None:
+        await tenancy.start()
         checker.start()
 
     async def stop_background(_: web.Application) -> None:
@@ -174,6 +163,7 @@ def build_app(config: GatewayConfig) -> web.Application:
         for deployed in pipeline.deployments.values():
             await deployed.provider.close()
         await bedrock_pool.close()
+        await tenancy.stop()
 
     app.on_startup.append(start_background)
     app.on_cleanup.append(stop_background)

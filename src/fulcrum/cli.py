@@ -1,4 +1,4 @@
-"""The `fulcrum` command: serve, demo, sim.
+"""The `fulcrum` command: serve, demo, sim, keys, tenants, econ.
 
 Each sub-command lives in its own module and is imported only when chosen, so `fulcrum sim`
 does not pay for the gateway's imports and vice versa. Every failure the user can cause ends
@@ -42,6 +42,20 @@ def _build_parser() -> argparse.ArgumentParser:
     from fulcrum.sim.bedrock.cli import add_arguments as add_bedrock_arguments
 
     add_bedrock_arguments(bedrock)
+
+    keys = sub.add_parser("keys", help="manage API keys in the store")
+    from fulcrum.admin.keys import add_arguments as add_keys_arguments
+
+    add_keys_arguments(keys)
+    tenants = sub.add_parser("tenants", help="manage tenant policies in the store")
+    from fulcrum.admin.tenants import add_arguments as add_tenants_arguments
+
+    add_tenants_arguments(tenants)
+
+    econ = sub.add_parser("econ", help="the decision engine: cost, break-even, simulation")
+    from fulcrum.econ.cli import add_arguments as add_econ_arguments
+
+    add_econ_arguments(econ)
     return parser
 
 
@@ -65,6 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fulcrum.sim.bedrock.cli import run as run_bedrock
 
             return run_bedrock(args)
+        if args.command == "keys":
+            from fulcrum.admin.keys import run as run_keys
+
+            return run_keys(args)
+        if args.command == "tenants":
+            from fulcrum.admin.tenants import run as run_tenants
+
+            return run_tenants(args)
+        if args.command == "econ":
+            from fulcrum.econ.cli import run as run_econ
+
+            return run_econ(args)
     except KeyboardInterrupt:
         return 130
     except UserError as exc:

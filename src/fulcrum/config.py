@@ -593,7 +593,8 @@ def _user_location(loc: tuple[int | str, ...]) -> list[str]:
     ]
 
 
-def _format_validation_error(error: ValidationError) -> str:
+def format_validation_error(error: ValidationError) -> str:
+    """One line, ``key.path: reason``, for any model of this module (also tenant policies)."""
     # With unions, pydantic reports one error per branch: the deepest is the informative one.
     best = max(error.errors(), key=lambda item: len(_user_location(item["loc"])))
     location = ".".join(_user_location(best["loc"]))
@@ -603,6 +604,9 @@ def _format_validation_error(error: ValidationError) -> str:
     elif location == "auth" and best["type"] in {"model_type", "model_attributes_type"}:
         message = "must be 'none', a list of {key | key_sha256, tenant}, or a mapping"
     return f"{location or '<root>'}: {message}"
+
+
+_format_validation_error = format_validation_error  # former name, still imported elsewhere
 
 
 def parse_config(raw: Any, environ: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -618,7 +622,7 @@ def parse_config(raw: Any, environ: Mapping[str, str] | None = None) -> GatewayC
         cause = _path_error_in(exc)
         if cause is not None:
             raise ConfigError(f"{'.'.join(map(str, cause.path))}: {cause.reason}") from None
-        raise ConfigError(_format_validation_error(exc)) from None
+        raise ConfigError(format_validation_error(exc)) from None
 
 
 def _path_error_in(exc: ValidationError) -> _PathError | None:

@@ -13,6 +13,7 @@ import logging
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -43,8 +44,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def demo_config(gateway_port: int, primary: int, secondary: int, bedrock: int) -> GatewayConfig:
-    """The demo's configuration: one alias over two emulated vLLM servers, two on Bedrock."""
+def demo_config(
+    gateway_port: int, primary: int, secondary: int, bedrock: int, data_dir: str
+) -> GatewayConfig:
+    """The demo's configuration: one alias over two emulated vLLM servers, two on Bedrock.
+
+    Its store (keys, tenants) lives in ``data_dir``, a temporary directory: the demo leaves
+    nothing behind in the directory it was started from.
+    """
 
     def deployment(port: int) -> dict[str, Any]:
         return {
@@ -88,6 +95,8 @@ def demo_config(gateway_port: int, primary: int, secondary: int, bedrock: int) -
             EMBEDDING_ALIAS: ["bedrock-titan"],
         },
         "auth": [{"key": DEMO_KEY, "tenant": "demo", "name": "demo-key"}],
+        "tenants": {"demo": {"limits": {"rpm": 600, "tpm": 200_000}}},
+        "store": {"url": f"sqlite:///{data_dir}/fulcrum.db"},
     }
     return parse_config(raw, environ={})
 
@@ -164,6 +173,10 @@ async def _tour(base_url: str, primary_port: int) -> None:
           f"{chat.usage.completion_tokens if chat.usage else '?'} out")  # fmt: skip
     print(f"   served by:  {raw.headers.get('x-fulcrum-deployment')} "
           f"(request id {raw.headers.get('x-request-id')})")  # fmt: skip
+    print(f"   limits:     tenant `demo` has "
+          f"{raw.headers.get('x-ratelimit-remaining-requests')} of "
+          f"{raw.headers.get('x-ratelimit-limit-requests')} requests and "
+          f"{raw.headers.get('x-ratelimit-remaining-tokens')} tokens left this minute")  # fmt: skip
 
     print("\n2. Streaming (tokens as they arrive)")
     started = time.monotonic()
@@ -243,7 +256,15 @@ def run_demo(port: int = 8080, keep_serving: bool = True) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     install_fast_loop()
     primary, secondary, bedrock = _free_port(), _free_port(), _free_port()
-    config = demo_config(port, primary, secondary, bedrock)
+    data_dir = tempfile.TemporaryDirectory(prefix="fulcrum-demo-")
+    with data_dir:
+        return _run(port, keep_serving, primary, secondary, bedrock, data_dir.name)
+
+
+def _run(
+    port: int, keep_serving: bool, primary: int, secondary: int, bedrock: int, data_dir: str
+) -> int:
+    config = demo_config(port, primary, secondary, bedrock, data_dir)
     base_url = f"http://127.0.0.1:{port}/v1"
     print(
         f"Starting two vLLM emulators on :{primary} and :{secondary}"

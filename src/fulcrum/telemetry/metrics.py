@@ -130,6 +130,37 @@ class GatewayMetrics:
             "Failed polls of the store for keys and tenants (the last snapshot stays in use).",
             registry=self.registry,
         )
+        self.cache_lookups = Counter(
+            "fulcrum_cache_lookups",
+            "Prompt cache outcome per request: hit, miss, refresh (looked up nothing, stores "
+            "the answer) or bypass (not cacheable, forbidden, asked to, or backend down).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.cache_stores = Counter(
+            "fulcrum_cache_stores",
+            "Answers offered to the prompt cache: stored, too_large, incomplete (a stream "
+            "that did not finish, or an unusable answer) or unavailable (backend down).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.cache_errors = Counter(
+            "fulcrum_cache_errors",
+            "Prompt cache backend faults, by what was given up: lookup (served as a bypass), "
+            "store (skipped) or decode (an unreadable entry, served as a miss).",
+            ["action"],
+            registry=self.registry,
+        )
+        self.cache_backend_up = Gauge(
+            "fulcrum_cache_backend_up",
+            "1 while the prompt cache backend answers, 0 while it is bypassed.",
+            registry=self.registry,
+        )
+        self.cache_saved_usd = Counter(
+            "fulcrum_cache_saved_usd",
+            "Upstream cost in USD that cache hits avoided (priced like the original answer).",
+            registry=self.registry,
+        )
         self._series: dict[tuple[str, str], _RequestSeries] = {}
         self._decisions: dict[tuple[str, str, str], Counter] = {}
         self._attempts: dict[tuple[str, str], Counter] = {}

@@ -104,10 +104,10 @@ CASES: dict[str, Case] = {
     "alias-without-deployments": Case(_with("models.llama", []), ("models",)),
     "auth-key-and-hash": Case(
         _with("auth", [{"key": "k" * 16, "key_sha256": "a" * 64, "tenant": "acme"}]),
-        ("auth.0",),
+        ("auth.keys.0",),
     ),
     "auth-bad-hash": Case(
-        _with("auth", [{"key_sha256": "not-hex", "tenant": "acme"}]), ("auth.0.key_sha256",)
+        _with("auth", [{"key_sha256": "not-hex", "tenant": "acme"}]), ("auth.keys.0.key_sha256",)
     ),
     "unknown-provider": Case(
         _with("deployments.vllm-a.provider", "bogus"), ("deployments.vllm-a",)

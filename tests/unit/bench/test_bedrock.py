@@ -184,6 +184,7 @@ def test_default_run_has_the_bedrock_rows_after_the_openai_ones() -> None:
         "passthrough",
         "fulcrum",
         "fulcrum-routed",
+        "fulcrum-tenancy",
         "bedrock-direct",
         "fulcrum-bedrock",
     ]

@@ -30,11 +30,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fulcrum.api.errors import ApiError, UpstreamError
-from fulcrum.app import build_authenticator
 from fulcrum.auth.principal import Principal
+from fulcrum.auth.static_keys import NoAuthentication
 from fulcrum.config import (
     WORKLOADS,
-    AuthConfig,
     DataPolicy,
     DeploymentTags,
     ModelRoute,
@@ -496,7 +495,7 @@ def test_the_pipeline_never_calls_an_upstream_outside_the_policy(data: st.DataOb
         rng=random.Random(0),
     )
     pipeline = Pipeline(
-        authenticator=build_authenticator(AuthConfig(enabled=False), {}),
+        authenticator=NoAuthentication(),
         planner=planner,
         deployments={
             name: Deployed(ScriptedUpstream(name, scripts[name], record), DeploymentTags())

@@ -1,0 +1,1 @@
+"""Operator commands that manage the store: ``fulcrum keys …`` and ``fulcrum tenants …``."""
