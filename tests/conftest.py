@@ -28,7 +28,7 @@ import yaml
 
 from tests.support.servers import ServerProcess, free_port, fulcrum_command, start_server
 
-pytest_plugins = ["tests.support.redis", "tests.support.postgres"]
+pytest_plugins = ["tests.support.redis", "tests.support.postgres", "tests.support.moto"]
 
 if TYPE_CHECKING:
     import openai

@@ -5,6 +5,9 @@ The only place that knows which implementation stands behind each stage's interf
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from fulcrum.api.middleware import errors_and_ids
@@ -26,6 +29,10 @@ from fulcrum.routing.runtime import RoutingRuntime
 from fulcrum.telemetry.metrics import GatewayMetrics
 from fulcrum.tenancy import Tenancy, build_tenancy
 
+if TYPE_CHECKING:
+    from fulcrum.telemetry.audit import AuditLog
+
+log = logging.getLogger("fulcrum.app")
 pipeline_key = web.AppKey("pipeline", Pipeline)
 
 
@@ -50,9 +57,15 @@ def build_pipeline(
     )
     bedrock_pool = SessionPool()
     deployments = {
-        name: Deployed(provider=build_provider(name, spec, bedrock_pool), tags=spec.tags)
+        name: Deployed(
+            provider=build_provider(name, spec, bedrock_pool),
+            tags=spec.tags,
+            kind=spec.provider,
+            regions=spec.regions,
+        )
         for name, spec in config.deployments.items()
     }
+    audit = build_audit(config, metrics)
     runtime = build_runtime(config, metrics)
     hysteresis = Hysteresis(
         recover_after=config.routing.recover_after, min_hold=config.routing.min_hold
@@ -92,6 +105,7 @@ def build_pipeline(
         authenticator=tenancy.authenticator,
         admission=tenancy.limiter,
         default_max_tokens=config.limits.default_max_tokens,
+        audit=audit,
         planner=planner,
         deployments=deployments,
         health=health,
@@ -101,6 +115,18 @@ def build_pipeline(
         runtime=runtime,
     )
     return pipeline, checker, bedrock_pool, tenancy
+
+
+def build_audit(config: GatewayConfig, metrics: GatewayMetrics) -> AuditLog | None:
+    """The durable audit log when enabled, its state exported as ``fulcrum_audit_*``."""
+    if not config.audit.enabled:
+        return None
+    from fulcrum.telemetry.audit import AuditLog
+    from fulcrum.telemetry.audit_metrics import AuditCollector
+
+    audit = AuditLog.from_config(config.audit)
+    metrics.registry.register(AuditCollector(audit.status))
+    return audit
 
 
 def deployment_facts(spec: OpenAIDeployment | BedrockDeployment) -> DeploymentFacts:
@@ -155,6 +181,10 @@ def build_app(config: GatewayConfig) -> web.Application:
     app.add_routes(api.routes())
 
     async def start_background(_: web.Application) -> None:
+        if pipeline.audit is not None:
+            recovered = await pipeline.audit.start()
+            if recovered:
+                log.info("audit: recovered %d spool segment(s) to ship", len(recovered))
         await tenancy.start()
         checker.start()
 
@@ -164,6 +194,8 @@ def build_app(config: GatewayConfig) -> web.Application:
             await deployed.provider.close()
         await bedrock_pool.close()
         await tenancy.stop()
+        if pipeline.audit is not None:
+            await pipeline.audit.stop()
 
     app.on_startup.append(start_background)
     app.on_cleanup.append(stop_background)

@@ -12,8 +12,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from fulcrum.accounting import audit_record
 from fulcrum.api.errors import ApiError, UpstreamError
 from fulcrum.auth.base import Authenticator
 from fulcrum.auth.principal import Principal
@@ -30,6 +31,9 @@ from fulcrum.telemetry.metrics import GatewayMetrics
 
 log = logging.getLogger("fulcrum.pipeline")
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from fulcrum.telemetry.audit import AuditLog
 
 NO_DEPLOYMENT = "-"
 _HEALTH_REASONS = frozenset({"unreachable", "timeout", "stream_closed"})
@@ -69,6 +73,8 @@ class RequestContext:
     estimated_tokens: int = 0  # reserved on the PT deployment being called
     in_flight_on: str | None = None  # load tracking: released when the request ends
     provisioned_on: str | None = None  # PT capacity reserved here, settled when it ends
+    cache_result: str | None = None  # hit | miss | refresh | bypass; None: no cache stage
+    audit_failed: bool = False  # the audit record could not be made durable
 
     @property
     def deployment(self) -> str:
@@ -93,6 +99,8 @@ class Deployed:
 
     provider: Provider
     tags: DeploymentTags
+    kind: str = "openai"  # the provider kind: openai (vLLM, compatible servers) or bedrock
+    regions: tuple[str, ...] = ()  # where it may process data (for the audit record)
 
     @property
     def dearest_per_1k(self) -> float:
@@ -123,6 +131,7 @@ class Pipeline:
         deadline: float = 300.0,
         runtime: RoutingRuntime | None = None,
         default_max_tokens: int = 1024,
+        audit: AuditLog | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.planner = planner
@@ -135,6 +144,7 @@ class Pipeline:
         self.deadline = deadline
         self.runtime = runtime or RoutingRuntime()
         self.default_max_tokens = default_max_tokens
+        self.audit = audit
 
     async def authenticate(self, ctx: RequestContext, headers: Mapping[str, str]) -> None:
         try:
@@ -313,9 +323,15 @@ class Pipeline:
         status: int,
         usage: Usage | None,
         ttft: float | None = None,
+        response_body: bytes | None = None,
     ) -> None:
-        """Record what the request cost and how it went; settle its reservation."""
+        """Record what the request cost and how it went; settle its reservation; audit it.
+
+        The audit record is durable when this returns (the response is not complete yet);
+        if it could not be written, ``ctx.audit_failed`` says so and the caller decides.
+        """
         self._release(ctx, usage)
+        latency = time.monotonic() - ctx.started
         model = ctx.request.model if ctx.request is not None else NO_DEPLOYMENT
         deployment = ctx.deployment
         deployed = self.deployments.get(deployment)
@@ -324,7 +340,7 @@ class Pipeline:
             model if self.planner.knows(model) else "unknown",
             deployment,
             status,
-            time.monotonic() - ctx.started,
+            latency,
             ttft,
             usage,
             cost,
@@ -335,6 +351,26 @@ class Pipeline:
                 await ctx.reservation.settle(tokens, cost)
             except Exception:  # a limiter fault must not fail a request that was served
                 log.exception("request %s: settling its reservation failed", ctx.request_id)
+        if self.audit is not None:
+            record = audit_record(
+                ctx,
+                status=status,
+                usage=usage,
+                cost=cost,
+                finished_at=time.time(),
+                latency=latency,
+                ttft=ttft,
+                provider=deployed.kind if deployed is not None else None,
+                regions=deployed.regions if deployed is not None else (),
+                redactor=self.audit.redactor,
+                response_body=response_body,
+            )
+            try:
+                await self.audit.record(record)
+            except Exception:
+                ctx.audit_failed = True
+                self.metrics.audit_write_errors.inc()
+                log.exception("request %s: the audit record could not be written", ctx.request_id)
 
 
 def authorize(principal: Principal, request: InferenceRequest) -> None:

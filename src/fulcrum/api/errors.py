@@ -95,3 +95,14 @@ def internal_error() -> ApiError:
         type="server_error",
         code="internal_error",
     )
+
+
+def audit_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "The gateway could not write the audit record of this request, so it withholds the "
+        "answer; retry shortly.",
+        type="server_error",
+        code="audit_unavailable",
+        headers={"Retry-After": "1"},
+    )

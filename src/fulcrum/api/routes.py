@@ -13,7 +13,13 @@ import time
 import orjson
 from aiohttp import web
 
-from fulcrum.api.errors import ApiError, UpstreamError, internal_error, model_not_found
+from fulcrum.api.errors import (
+    ApiError,
+    UpstreamError,
+    audit_unavailable,
+    internal_error,
+    model_not_found,
+)
 from fulcrum.api.middleware import (
     ATTEMPTS,
     DEPLOYMENT,
@@ -100,7 +106,9 @@ class GatewayApi:
                 return self._error(internal_error(), ctx)
             if inference.stream:
                 return await self._write_stream(http, ctx, stream)
-            await pipeline.account(ctx, 200, completion.usage)
+            await pipeline.account(ctx, 200, completion.usage, response_body=completion.body)
+            if ctx.audit_failed:  # nothing is acknowledged without its audit record
+                return self._error(audit_unavailable(), ctx)
             return web.Response(
                 body=completion.body,
                 content_type="application/json",

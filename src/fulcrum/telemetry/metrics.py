@@ -161,6 +161,11 @@ class GatewayMetrics:
             "Upstream cost in USD that cache hits avoided (priced like the original answer).",
             registry=self.registry,
         )
+        self.audit_write_errors = Counter(
+            "fulcrum_audit_write_errors",
+            "Audit records that could not be made durable (the request was answered 503).",
+            registry=self.registry,
+        )
         self._series: dict[tuple[str, str], _RequestSeries] = {}
         self._decisions: dict[tuple[str, str, str], Counter] = {}
         self._attempts: dict[tuple[str, str], Counter] = {}

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from fulcrum.telemetry.audit import AuditConfig
+from tests.support.moto import BUCKET, REGION
 
-REGION = "us-east-1"
-BUCKET = "fulcrum-audit-test"
 PREFIX = "audit-test"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fulcrum.telemetry.audit import AuditLog
 from tests.integration.audit.configs import s3_audit_config
-from tests.integration.audit.conftest import MotoS3, id_counts
+from tests.support.moto import MotoS3, id_counts
 
 
 async def poll(condition: Callable[[], object], timeout: float, what: str) -> None:

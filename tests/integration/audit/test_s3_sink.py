@@ -10,7 +10,7 @@ from pathlib import Path
 from fulcrum.telemetry.audit import AuditLog
 from fulcrum.telemetry.audit.s3 import S3Sink
 from tests.integration.audit.configs import BUCKET, PREFIX, s3_audit_config
-from tests.integration.audit.conftest import MotoS3, id_counts
+from tests.support.moto import MotoS3, id_counts
 
 KEY = re.compile(
     rf"^{PREFIX}/year=\d{{4}}/month=\d\d/day=\d\d/hour=\d\d/"

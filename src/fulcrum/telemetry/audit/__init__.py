@@ -4,13 +4,13 @@ The gateway needs only ``AuditLog``: ``await start()``, ``await record(dict)`` (
 returns), ``status()`` for metrics, ``await stop()``; and ``Redactor`` for bodies.
 """
 
-from fulcrum.telemetry.audit.audit_log import AuditLog, AuditStatus
-from fulcrum.telemetry.audit.config import (
+from fulcrum.config import (
     AuditConfig,
     DirectorySinkConfig,
     RedactConfig,
     S3SinkConfig,
 )
+from fulcrum.telemetry.audit.audit_log import AuditLog, AuditStatus
 from fulcrum.telemetry.audit.redact import Redactor
 from fulcrum.telemetry.audit.shipper import AuditShipper
 from fulcrum.telemetry.audit.sink import AuditSink, build_sink

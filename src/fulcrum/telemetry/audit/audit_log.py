@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fulcrum.telemetry.audit.config import AuditConfig
+from fulcrum.config import AuditConfig
 from fulcrum.telemetry.audit.redact import Redactor
 from fulcrum.telemetry.audit.segment import Segment
 from fulcrum.telemetry.audit.shipper import AuditShipper, ShipperStats

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from fulcrum.telemetry.audit.config import RedactConfig
+from fulcrum.config import RedactConfig
 
 EMAIL_MASK = "[REDACTED:EMAIL]"
 PHONE_MASK = "[REDACTED:PHONE]"

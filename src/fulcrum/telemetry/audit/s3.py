@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fulcrum.telemetry.audit.config import S3SinkConfig
+from fulcrum.config import S3SinkConfig
 
 log = logging.getLogger(__name__)
 

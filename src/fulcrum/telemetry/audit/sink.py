@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from fulcrum.telemetry.audit.config import AuditSinkConfig, DirectorySinkConfig
+from fulcrum.config import AuditSinkConfig, DirectorySinkConfig
 
 
 class AuditSink(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from fulcrum.telemetry.audit.config import AuditConfig, DirectorySinkConfig, S3SinkConfig
+from fulcrum.config import AuditConfig, DirectorySinkConfig, S3SinkConfig
 
 S3 = {
     "type": "s3",

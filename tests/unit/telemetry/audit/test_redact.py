@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fulcrum.telemetry.audit.config import RedactConfig
+from fulcrum.config import RedactConfig
 from fulcrum.telemetry.audit.redact import (
     CARD_MASK,
     CNPJ_MASK,

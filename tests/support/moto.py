@@ -18,11 +18,12 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.integration.audit.configs import BUCKET, REGION
 from tests.support.servers import ServerProcess, free_port, start_server
 from tests.support.services import service_missing
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
+REGION = "us-east-1"
+BUCKET = "fulcrum-audit-test"
 
 
 @dataclass
