@@ -12,6 +12,7 @@ from aiohttp import web
 
 from fulcrum.api.middleware import errors_and_ids
 from fulcrum.api.routes import GatewayApi
+from fulcrum.cache.prompt_cache import build_cache
 from fulcrum.config import BedrockDeployment, GatewayConfig, OpenAIDeployment
 from fulcrum.pipeline import Deployed, Pipeline
 from fulcrum.providers.base import Provider
@@ -106,6 +107,7 @@ def build_pipeline(
         admission=tenancy.limiter,
         default_max_tokens=config.limits.default_max_tokens,
         audit=audit,
+        cache=build_cache(config.cache, config.redis, metrics),
         planner=planner,
         deployments=deployments,
         health=health,
@@ -193,6 +195,9 @@ def build_app(config: GatewayConfig) -> web.Application:
         for deployed in pipeline.deployments.values():
             await deployed.provider.close()
         await bedrock_pool.close()
+        await pipeline.drain()
+        if pipeline.cache is not None:
+            await pipeline.cache.aclose()
         await tenancy.stop()
         if pipeline.audit is not None:
             await pipeline.audit.stop()

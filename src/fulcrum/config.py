@@ -481,7 +481,7 @@ class StoreConfig(_Strict):
 
 
 class RedisConfig(_Strict):
-    """The Redis shared by replicas (rate limits; later the prompt cache)."""
+    """The Redis shared by replicas: rate limits and the prompt cache."""
 
     url: str = Field(default="redis://127.0.0.1:6379/0", pattern=r"^rediss?://")
     key_prefix: str = "fulcrum:"
@@ -496,6 +496,27 @@ class LimitsConfig(_Strict):
     backend: Literal["memory", "redis"] = "memory"
     on_backend_error: Literal["fail_open", "fail_closed"] = "fail_open"
     default_max_tokens: int = Field(default=1024, gt=0)  # output reserved without max_tokens
+
+
+# -- prompt cache ---------------------------------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+class CacheConfig(_Strict):
+    """The prompt cache: exact-match answers, per tenant."""
+
+    enabled: bool = False
+    backend: Literal["memory", "redis"] = "memory"
+    ttl_seconds: float = Field(default=3600.0, gt=0)
+    max_bytes: int = Field(default=64 * MIB, gt=0)
+    max_entry_bytes: int = Field(default=1 * MIB, gt=0)
+
+    @model_validator(mode="after")
+    def _entry_fits(self) -> CacheConfig:
+        if self.backend == "memory" and self.max_entry_bytes > self.max_bytes:
+            raise ValueError("max_entry_bytes must not exceed max_bytes")
+        return self
 
 
 # -- audit log ------------------------------------------------------------------------------
@@ -597,6 +618,7 @@ class GatewayConfig(_Strict):
     redis: RedisConfig | None = None
     limits: LimitsConfig = LimitsConfig()
     audit: AuditConfig = AuditConfig()
+    cache: CacheConfig = CacheConfig()
 
     @field_validator("deployments")
     @classmethod
@@ -633,6 +655,8 @@ class GatewayConfig(_Strict):
                     raise _PathError(("tenants", tenant, "models"), f"unknown model {alias!r}")
         if self.limits.backend == "redis" and self.redis is None:
             raise _PathError(("limits", "backend"), "'redis' needs a top-level 'redis' section")
+        if self.cache.backend == "redis" and self.cache.enabled and self.redis is None:
+            raise _PathError(("cache", "backend"), "'redis' needs a top-level 'redis' section")
         return self
 
 

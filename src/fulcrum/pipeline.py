@@ -18,7 +18,6 @@ from fulcrum.accounting import audit_record
 from fulcrum.api.errors import ApiError, UpstreamError
 from fulcrum.auth.base import Authenticator
 from fulcrum.auth.principal import Principal
-from fulcrum.cache.prompt_cache import PromptCache
 from fulcrum.config import DeploymentTags, Workload
 from fulcrum.limits.admission import Admission, Demand, Reservation
 from fulcrum.providers.base import Completion, CompletionStream, Provider, Usage
@@ -33,6 +32,8 @@ log = logging.getLogger("fulcrum.pipeline")
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from fulcrum.cache.assemble import StreamRecorder
+    from fulcrum.cache.prompt_cache import CachedAnswer, CacheTicket, PromptCacheStage
     from fulcrum.telemetry.audit import AuditLog
 
 NO_DEPLOYMENT = "-"
@@ -73,7 +74,9 @@ class RequestContext:
     estimated_tokens: int = 0  # reserved on the PT deployment being called
     in_flight_on: str | None = None  # load tracking: released when the request ends
     provisioned_on: str | None = None  # PT capacity reserved here, settled when it ends
-    cache_result: str | None = None  # hit | miss | refresh | bypass; None: no cache stage
+    cache_ticket: CacheTicket | None = None  # the cache stage's decision (None: no cache)
+    cache_recorder: StreamRecorder | None = None  # records a streamed answer to store it
+    saved_usd: float = 0.0  # what a cache hit avoided paying upstream
     audit_failed: bool = False  # the audit record could not be made durable
 
     @property
@@ -91,6 +94,11 @@ class RequestContext:
     @property
     def fell_back(self) -> bool:
         return len(self.attempts) > 1 or bool(self.skipped)
+
+    @property
+    def cache_result(self) -> str | None:
+        """``hit``, ``miss`` or ``bypass`` (the ``x-fulcrum-cache`` header); None: no cache."""
+        return self.cache_ticket.status if self.cache_ticket is not None else None
 
 
 @dataclass(slots=True)
@@ -126,7 +134,7 @@ class Pipeline:
         health: HealthRegistry,
         metrics: GatewayMetrics,
         admission: Admission | None = None,
-        cache: PromptCache | None = None,
+        cache: PromptCacheStage | None = None,
         max_attempts: int = 3,
         deadline: float = 300.0,
         runtime: RoutingRuntime | None = None,
@@ -145,6 +153,7 @@ class Pipeline:
         self.runtime = runtime or RoutingRuntime()
         self.default_max_tokens = default_max_tokens
         self.audit = audit
+        self._background: set[asyncio.Task[object]] = set()  # cache stores, off the response
 
     async def authenticate(self, ctx: RequestContext, headers: Mapping[str, str]) -> None:
         try:
@@ -154,13 +163,19 @@ class Pipeline:
             raise
 
     async def admit(
-        self, ctx: RequestContext, request: InferenceRequest, workload: Workload | None = None
+        self,
+        ctx: RequestContext,
+        request: InferenceRequest,
+        workload: Workload | None = None,
+        cache_directive: str | None = None,
     ) -> Plan:
         """Check scope and model, plan, and admit under limits; returns the deployments to try."""
         principal = ctx.principal
         assert principal is not None
         ctx.request = request
         authorize(principal, request)
+        if self.cache is not None:
+            ctx.cache_ticket = self.cache.decide(principal, request, cache_directive)
         plan = self.planner.plan(principal, request, workload)
         ctx.plan = plan
         limited = self.admission is not None and principal.policy.limits.any
@@ -209,27 +224,62 @@ class Pipeline:
         return time.monotonic() - ctx.started > self.deadline
 
     async def complete(self, ctx: RequestContext, plan: Plan) -> Completion:
-        """Call deployments in plan order until one answers (non-streaming)."""
-        assert ctx.request is not None and ctx.principal is not None
-        if self.cache is not None:
-            cached = await self.cache.lookup(ctx.principal, ctx.request)
-            if cached is not None:
-                return cached
-        request = ctx.request
-        completion = await self._first_success(
-            ctx, plan, lambda provider: provider.complete(request, ctx.request_id)
-        )
-        if self.cache is not None:
-            await self.cache.store(ctx.principal, request, completion)
-        return completion
-
-    async def open_stream(self, ctx: RequestContext, plan: Plan) -> CompletionStream:
-        """Open a stream on the first deployment that sends its first event."""
+        """Serve from the cache, or call deployments in plan order until one answers."""
         assert ctx.request is not None
+        cached = await self._cached(ctx)
+        if cached is not None:
+            return cached.completion()
         request = ctx.request
         return await self._first_success(
+            ctx, plan, lambda provider: provider.complete(request, ctx.request_id)
+        )
+
+    async def open_stream(self, ctx: RequestContext, plan: Plan) -> CompletionStream:
+        """Replay from the cache, or open a stream on the first deployment that answers."""
+        assert ctx.request is not None
+        request = ctx.request
+        cached = await self._cached(ctx)
+        if cached is not None:
+            return cached.stream(request.client_wants_usage)
+        stream = await self._first_success(
             ctx, plan, lambda provider: provider.open_stream(request, ctx.request_id)
         )
+        if self.cache is not None and ctx.cache_ticket is not None:
+            ctx.cache_recorder = self.cache.recorder(ctx.cache_ticket)
+        return stream
+
+    async def _cached(self, ctx: RequestContext) -> CachedAnswer | None:
+        """The cached answer for this request (its saving counted), or None."""
+        if self.cache is None or ctx.cache_ticket is None:
+            return None
+        answer = await self.cache.lookup(ctx.cache_ticket)
+        if answer is not None:
+            producer = self.deployments.get(answer.deployment)
+            ctx.saved_usd = producer.cost(answer.usage) if producer is not None else 0.0
+            self.cache.record_saved(ctx.saved_usd)
+        return answer
+
+    def _store_in_cache(
+        self, ctx: RequestContext, status: int, usage: Usage | None, body: bytes | None
+    ) -> None:
+        """Keep a fresh answer for later requests, in the background (off the response)."""
+        cache, ticket = self.cache, ctx.cache_ticket
+        if cache is None or ticket is None or status != 200 or ticket.status == "hit":
+            return
+        if ctx.cache_recorder is not None:
+            store = cache.store_stream(ticket, ctx.cache_recorder, usage, ctx.deployment)
+        elif body is not None:
+            store = cache.store(ticket, body, usage, ctx.deployment)
+        else:
+            return
+        task: asyncio.Task[object] = asyncio.ensure_future(store)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background cache stores (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _first_success(
         self, ctx: RequestContext, plan: Plan, call: Callable[[Provider], Awaitable[T]]
@@ -351,6 +401,7 @@ class Pipeline:
                 await ctx.reservation.settle(tokens, cost)
             except Exception:  # a limiter fault must not fail a request that was served
                 log.exception("request %s: settling its reservation failed", ctx.request_id)
+        self._store_in_cache(ctx, status, usage, response_body)
         if self.audit is not None:
             record = audit_record(
                 ctx,

@@ -43,6 +43,7 @@ _SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 WORKLOAD = "x-fulcrum-workload"
+CACHE = "x-fulcrum-cache"
 CLIENT_CLOSED = 499  # nginx's convention for "client went away"
 
 
@@ -89,7 +90,7 @@ class GatewayApi:
                 raw = await self._read_body(http)
                 inference = parse_request(endpoint, raw)
                 workload = parse_workload(http.headers.get(WORKLOAD))
-                plan = await pipeline.admit(ctx, inference, workload)
+                plan = await pipeline.admit(ctx, inference, workload, http.headers.get(CACHE))
                 if inference.stream:
                     stream = await pipeline.open_stream(ctx, plan)
                 else:
@@ -142,10 +143,13 @@ class GatewayApi:
         ttft: float | None = None
         try:
             await response.prepare(http)
+            recorder = ctx.cache_recorder
             async for batch in stream:
                 if ttft is None:
                     ttft = time.monotonic() - ctx.started
                 await response.write(batch)
+                if recorder is not None:
+                    recorder.feed(batch)
         except UpstreamError as exc:
             # Too late to fail over: end the stream with an error event the SDKs understand.
             status = exc.status
@@ -195,6 +199,8 @@ class GatewayApi:
             headers[WORKLOAD] = ctx.plan.workload
         if ctx.reservation is not None:
             headers.update(ctx.reservation.headers)
+        if ctx.cache_ticket is not None:
+            headers[CACHE] = ctx.cache_ticket.status
         return headers
 
     def _error(self, exc: ApiError, ctx: RequestContext) -> web.Response:
