@@ -43,8 +43,13 @@ BEDROCK_STREAM_TOKENS = 64  # Bedrock streams: the emulator sends one content de
 BEDROCK_DELTA = b"contentBlockDelta"  # the `:event-type` of a content delta, in each header
 
 
-def chat_body(model: str, stream: bool = False, max_tokens: int = MAX_TOKENS) -> bytes:
-    """The request every target receives: a tiny prompt, so the proxies dominate the cost."""
+def chat_body(
+    model: str, stream: bool = False, max_tokens: int = MAX_TOKENS, deterministic: bool = False
+) -> bytes:
+    """The request every target receives: a tiny prompt, so the proxies dominate the cost.
+
+    ``deterministic`` adds ``temperature: 0``, which makes it cacheable (the cache row).
+    """
     payload: dict[str, object] = {
         "model": model,
         "messages": [{"role": "user", "content": "hi"}],
@@ -52,6 +57,8 @@ def chat_body(model: str, stream: bool = False, max_tokens: int = MAX_TOKENS) ->
     }
     if stream:
         payload["stream"] = True
+    if deterministic:
+        payload["temperature"] = 0
     return orjson.dumps(payload)
 
 
@@ -90,13 +97,17 @@ class Workload:
         return URL(base + (self.stream_path if stream else self.path), encoded=True)
 
 
-def openai_workload(model: str, stream_max_tokens: int = MAX_TOKENS) -> Workload:
+def openai_workload(
+    model: str, stream_max_tokens: int = MAX_TOKENS, deterministic: bool = False
+) -> Workload:
     """OpenAI chat completions for ``model``, non-streaming and streaming."""
     return Workload(
         path=CHAT_PATH,
-        body=chat_body(model),
+        body=chat_body(model, deterministic=deterministic),
         stream_path=CHAT_PATH,
-        stream_body=chat_body(model, stream=True, max_tokens=stream_max_tokens),
+        stream_body=chat_body(
+            model, stream=True, max_tokens=stream_max_tokens, deterministic=deterministic
+        ),
     )
 
 

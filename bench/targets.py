@@ -12,6 +12,7 @@ Runtime emulator (``fulcrum sim bedrock --no-latency --no-auth``), behind which
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,6 +131,28 @@ def fulcrum_tenancy_config(port: int, upstream_url: str, model: str) -> dict[str
     }
 
 
+def fulcrum_audit_config(
+    port: int, upstream_url: str, model: str, work_dir: Path
+) -> dict[str, Any]:
+    """The plain gateway writing the audit log: every request fsync'd to the spool before its
+    response completes (group commit), segments shipped to a directory in the background."""
+    spool = work_dir / f"audit-{port}"
+    return {
+        **fulcrum_config(port, upstream_url, model),
+        "audit": {
+            "enabled": True,
+            "spool_dir": str(spool / "spool"),
+            "sink": {"type": "directory", "path": str(spool / "shipped")},
+        },
+    }
+
+
+def fulcrum_cache_config(port: int, upstream_url: str, model: str) -> dict[str, Any]:
+    """The plain gateway with the in-memory prompt cache: the row's plain requests are
+    deterministic, so after the first every one is a hit (`fulcrum`: every one a miss)."""
+    return {**fulcrum_config(port, upstream_url, model), "cache": {"enabled": True}}
+
+
 def fulcrum_bedrock_config(port: int, emulator_url: str, model: str) -> dict[str, Any]:
     """A gateway configuration whose one deployment is Bedrock: the emulator, signed with SigV4.
 
@@ -227,6 +250,32 @@ def _start_fulcrum_tenancy(ctx: Context) -> procs.Server:
     return procs.start("fulcrum-tenancy", argv, port, ctx.log_dir, ctx.proxy_core)
 
 
+def _start_fulcrum_audit(ctx: Context) -> procs.Server:
+    port = procs.free_port()
+    config = write_yaml(
+        ctx.work_dir / "fulcrum-audit.yaml",
+        fulcrum_audit_config(port, ctx.upstream_url, ctx.model, ctx.work_dir),
+    )
+    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(config)]
+    return procs.start("fulcrum-audit", argv, port, ctx.log_dir, ctx.proxy_core)
+
+
+def _start_fulcrum_cache(ctx: Context) -> procs.Server:
+    port = procs.free_port()
+    config = write_yaml(
+        ctx.work_dir / "fulcrum-cache.yaml", fulcrum_cache_config(port, ctx.upstream_url, ctx.model)
+    )
+    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(config)]
+    return procs.start("fulcrum-cache", argv, port, ctx.log_dir, ctx.proxy_core)
+
+
+def _deterministic_workload(ctx: Context) -> loadgen.Workload:
+    """Cacheable plain requests (hits after the first); streams stay uncacheable, so the
+    streaming phase still measures 64 relayed chunks rather than one replayed answer."""
+    work = loadgen.openai_workload(ctx.model)
+    return dataclasses.replace(work, body=loadgen.chat_body(ctx.model, deterministic=True))
+
+
 def _emulator_url(ctx: Context) -> str:
     if ctx.bedrock_url is None:
         raise procs.StartError("the Bedrock emulator is not running")
@@ -271,6 +320,16 @@ FULCRUM_ROUTED = Target(
 FULCRUM_TENANCY = Target(
     "fulcrum-tenancy", _start_fulcrum_tenancy, ready_path="/healthz", ready_timeout=30.0
 )
+FULCRUM_AUDIT = Target(
+    "fulcrum-audit", _start_fulcrum_audit, ready_path="/healthz", ready_timeout=30.0
+)
+FULCRUM_CACHE = Target(
+    "fulcrum-cache",
+    _start_fulcrum_cache,
+    ready_path="/healthz",
+    ready_timeout=30.0,
+    workload=_deterministic_workload,
+)
 LITELLM = Target(
     "litellm", _start_litellm, ready_path=peers.LITELLM_READY_PATH, ready_timeout=120.0
 )
@@ -293,7 +352,8 @@ BEDROCK_ROWS = [BEDROCK_DIRECT, FULCRUM_BEDROCK]
 
 def selected(peers_wanted: bool, bedrock_wanted: bool = True) -> list[Target]:
     """The rows of a run, in order: each baseline before the rows measured against it."""
-    rows = [DIRECT, PASSTHROUGH, FULCRUM, FULCRUM_ROUTED, FULCRUM_TENANCY]
+    rows = [DIRECT, PASSTHROUGH, FULCRUM, FULCRUM_ROUTED, FULCRUM_TENANCY, FULCRUM_AUDIT]
+    rows.append(FULCRUM_CACHE)
     if peers_wanted:
         rows.append(LITELLM)
     if bedrock_wanted:

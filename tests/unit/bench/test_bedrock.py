@@ -185,6 +185,8 @@ def test_default_run_has_the_bedrock_rows_after_the_openai_ones() -> None:
         "fulcrum",
         "fulcrum-routed",
         "fulcrum-tenancy",
+        "fulcrum-audit",
+        "fulcrum-cache",
         "bedrock-direct",
         "fulcrum-bedrock",
     ]
