@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -28,6 +29,7 @@ from fulcrum.routing.probe import VllmProbe
 from fulcrum.routing.provisioned import ProvisionedCapacity
 from fulcrum.routing.runtime import RoutingRuntime
 from fulcrum.telemetry.metrics import GatewayMetrics
+from fulcrum.telemetry.tracing import build_tracer
 from fulcrum.tenancy import Tenancy, build_tenancy
 
 if TYPE_CHECKING:
@@ -63,6 +65,10 @@ def build_pipeline(
             tags=spec.tags,
             kind=spec.provider,
             regions=spec.regions,
+            model=spec.model,
+            address=urlsplit(
+                spec.base if isinstance(spec, OpenAIDeployment) else spec.endpoint
+            ).hostname,
         )
         for name, spec in config.deployments.items()
     }
@@ -108,6 +114,7 @@ def build_pipeline(
         default_max_tokens=config.limits.default_max_tokens,
         audit=audit,
         cache=build_cache(config.cache, config.redis, metrics),
+        tracer=build_tracer(config.tracing),
         planner=planner,
         deployments=deployments,
         health=health,
@@ -117,6 +124,11 @@ def build_pipeline(
         runtime=runtime,
     )
     return pipeline, checker, bedrock_pool, tenancy
+
+
+def upstream_host(spec: OpenAIDeployment | BedrockDeployment) -> str | None:
+    """The host a deployment's requests go to (the ``server.address`` of its trace spans)."""
+    return urlsplit(spec.base if isinstance(spec, OpenAIDeployment) else spec.endpoint).hostname
 
 
 def build_audit(config: GatewayConfig, metrics: GatewayMetrics) -> AuditLog | None:
@@ -201,6 +213,7 @@ def build_app(config: GatewayConfig) -> web.Application:
         await tenancy.stop()
         if pipeline.audit is not None:
             await pipeline.audit.stop()
+        await pipeline.tracer.shutdown()
 
     app.on_startup.append(start_background)
     app.on_cleanup.append(stop_background)

@@ -519,6 +519,27 @@ class CacheConfig(_Strict):
         return self
 
 
+# -- tracing ---------------------------------------------------------------------------------
+
+
+class TracingConfig(_Strict):
+    """``tracing:`` — OpenTelemetry spans for requests and upstream attempts (off by default)."""
+
+    enabled: bool = False
+    service_name: str = Field(default="fulcrum", min_length=1)
+    # otlp: OTLP/HTTP protobuf; console: spans printed to stdout; none: spans are made (so
+    # trace context still reaches upstreams) but exported nowhere.
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    # The full OTLP/HTTP traces URL (e.g. http://collector:4318/v1/traces); None: from the
+    # standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT environment.
+    endpoint: HttpUrl | None = None
+    # Share of new traces kept; a caller's sampling decision (traceparent) is always followed.
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Sent with every export (e.g. a collector's auth token): kept out of reprs and logs.
+    # Empty: OTEL_EXPORTER_OTLP_HEADERS applies.
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+
+
 # -- audit log ------------------------------------------------------------------------------
 
 _AUDIT_BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
@@ -619,6 +640,7 @@ class GatewayConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     audit: AuditConfig = AuditConfig()
     cache: CacheConfig = CacheConfig()
+    tracing: TracingConfig = TracingConfig()
 
     @field_validator("deployments")
     @classmethod

@@ -27,6 +27,7 @@ from fulcrum.routing.planner import DEFAULT_OUTPUT_ESTIMATE, Plan, Planner
 from fulcrum.routing.runtime import RoutingRuntime
 from fulcrum.schema.openai import Endpoint, InferenceRequest
 from fulcrum.telemetry.metrics import GatewayMetrics
+from fulcrum.telemetry.tracing import NO_SPAN, NOOP_TRACER, RequestTracer, SpanHandle
 
 log = logging.getLogger("fulcrum.pipeline")
 T = TypeVar("T")
@@ -77,6 +78,7 @@ class RequestContext:
     cache_ticket: CacheTicket | None = None  # the cache stage's decision (None: no cache)
     cache_recorder: StreamRecorder | None = None  # records a streamed answer to store it
     saved_usd: float = 0.0  # what a cache hit avoided paying upstream
+    span: SpanHandle = NO_SPAN  # the request's trace span (a shared no-op when tracing is off)
     audit_failed: bool = False  # the audit record could not be made durable
 
     @property
@@ -109,6 +111,8 @@ class Deployed:
     tags: DeploymentTags
     kind: str = "openai"  # the provider kind: openai (vLLM, compatible servers) or bedrock
     regions: tuple[str, ...] = ()  # where it may process data (for the audit record)
+    model: str | None = None  # the upstream model id (for traces)
+    address: str | None = None  # the upstream host (for traces)
 
     @property
     def dearest_per_1k(self) -> float:
@@ -140,6 +144,7 @@ class Pipeline:
         runtime: RoutingRuntime | None = None,
         default_max_tokens: int = 1024,
         audit: AuditLog | None = None,
+        tracer: RequestTracer = NOOP_TRACER,
     ) -> None:
         self.authenticator = authenticator
         self.planner = planner
@@ -153,6 +158,7 @@ class Pipeline:
         self.runtime = runtime or RoutingRuntime()
         self.default_max_tokens = default_max_tokens
         self.audit = audit
+        self.tracer = tracer
         self._background: set[asyncio.Task[object]] = set()  # cache stores, off the response
 
     async def authenticate(self, ctx: RequestContext, headers: Mapping[str, str]) -> None:
@@ -173,6 +179,7 @@ class Pipeline:
         principal = ctx.principal
         assert principal is not None
         ctx.request = request
+        self.tracer.describe_request(ctx.span, request)
         authorize(principal, request)
         if self.cache is not None:
             ctx.cache_ticket = self.cache.decide(principal, request, cache_directive)
@@ -202,6 +209,7 @@ class Pipeline:
         breaker = runtime.breakers.get(name)
         if breaker is not None and not breaker.allow():
             ctx.skipped.append(Attempt(name, "circuit_open"))
+            self.tracer.skip(ctx.span, name, "circuit_open")
             return False
         if runtime.provisioned is not None and name in runtime.provisioned:
             # Bedrock reserves input + the maximum output against PT capacity; so must we,
@@ -210,6 +218,7 @@ class Pipeline:
             ctx.estimated_tokens = ctx.estimated_prompt + output
             if not runtime.provisioned.reserve(name, ctx.estimated_tokens):
                 ctx.skipped.append(Attempt(name, "provisioned_full"))
+                self.tracer.skip(ctx.span, name, "provisioned_full")
                 self.metrics.count_attempt(name, "provisioned_full")
                 if breaker is not None:
                     breaker.release()
@@ -292,19 +301,26 @@ class Pipeline:
                     break
                 continue
             ctx.trying = name
+            deployed = self.deployments[name]
+            attempt = self.tracer.start_attempt(
+                ctx.span, name, deployed.kind, deployed.model, deployed.address
+            )
             try:
-                result = await call(self.deployments[name].provider)
+                result = await call(deployed.provider)
             except asyncio.CancelledError:
+                self.tracer.end_attempt(attempt, "cancelled")
                 breaker = self.runtime.breakers.get(name)
                 if breaker is not None:
                     breaker.release()  # the client left: no verdict, free a half-open slot
                 raise
             except UpstreamError as exc:
+                self.tracer.end_attempt(attempt, exc.reason, exc.status)
                 self._failed(ctx, name, exc)
                 if not exc.retryable:
                     raise
                 last_error = exc
                 continue
+            self.tracer.end_attempt(attempt, "ok")
             self._succeeded(ctx, name)
             return result
         raise last_error or self._nothing_tried(ctx)
@@ -422,6 +438,19 @@ class Pipeline:
                 ctx.audit_failed = True
                 self.metrics.audit_write_errors.inc()
                 log.exception("request %s: the audit record could not be written", ctx.request_id)
+        self.tracer.end_request(
+            ctx.span,
+            status=status,
+            usage=usage,
+            cost=cost,
+            deployment=deployment,
+            tenant=ctx.principal.tenant if ctx.principal is not None else None,
+            ttft=ttft,
+            response_model=deployed.model if deployed is not None else None,
+            attempts=len(ctx.attempts),
+            fell_back=ctx.fell_back,
+            cache=ctx.cache_result,
+        )
 
 
 def authorize(principal: Principal, request: InferenceRequest) -> None:

@@ -82,6 +82,7 @@ class GatewayApi:
     async def _inference(self, http: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         ctx = RequestContext(request_id=http[request_id_key], started=time.monotonic())
         pipeline = self.pipeline
+        ctx.span = pipeline.tracer.start_request(ctx.request_id, endpoint, http.headers)
         metrics = pipeline.metrics
         metrics.in_flight.inc()
         try:
