@@ -6,6 +6,7 @@ The only place that knows which implementation stands behind each stage's interf
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ from fulcrum.api.middleware import errors_and_ids
 from fulcrum.api.routes import GatewayApi
 from fulcrum.cache.prompt_cache import build_cache
 from fulcrum.config import BedrockDeployment, GatewayConfig, OpenAIDeployment
+from fulcrum.errors import ConfigError
 from fulcrum.pipeline import Deployed, Pipeline
 from fulcrum.providers.base import Provider
 from fulcrum.providers.bedrock.provider import BedrockProvider
@@ -28,6 +30,8 @@ from fulcrum.routing.policy import Boundary
 from fulcrum.routing.probe import VllmProbe
 from fulcrum.routing.provisioned import ProvisionedCapacity
 from fulcrum.routing.runtime import RoutingRuntime
+from fulcrum.store import Store, StoreError, create_store
+from fulcrum.telemetry.ledger.writer import LedgerWriter
 from fulcrum.telemetry.metrics import GatewayMetrics
 from fulcrum.telemetry.tracing import build_tracer
 from fulcrum.tenancy import Tenancy, build_tenancy
@@ -48,11 +52,68 @@ def build_provider(
     return OpenAICompatProvider(name, deployment)
 
 
-def build_pipeline(
-    config: GatewayConfig,
-) -> tuple[Pipeline, ActiveHealthChecker, SessionPool, Tenancy]:
+@dataclass
+class Gateway:
+    """The pipeline and everything with a lifecycle behind it, started and stopped in order."""
+
+    pipeline: Pipeline
+    checker: ActiveHealthChecker
+    bedrock_pool: SessionPool
+    tenancy: Tenancy
+    store: Store | None = None
+    ledger: LedgerWriter | None = None
+
+    async def start(self) -> None:
+        pipeline = self.pipeline
+        if pipeline.audit is not None:
+            recovered = await pipeline.audit.start()
+            if recovered:
+                log.info("audit: recovered %d spool segment(s) to ship", len(recovered))
+        if self.store is not None:
+            try:
+                await self.store.migrate()
+            except StoreError as exc:
+                raise ConfigError(f"store: {exc}") from None
+        await self.tenancy.start()
+        if self.ledger is not None:
+            self.ledger.start()
+        self.checker.start()
+
+    async def stop(self) -> None:
+        pipeline = self.pipeline
+        await self.checker.stop()
+        for deployed in pipeline.deployments.values():
+            await deployed.provider.close()
+        await self.bedrock_pool.close()
+        await pipeline.drain()
+        if pipeline.cache is not None:
+            await pipeline.cache.aclose()
+        await self.tenancy.stop()
+        if self.ledger is not None:
+            await self.ledger.stop()  # writes what is pending, before the store closes
+        if self.store is not None:
+            await self.store.close()
+        if pipeline.audit is not None:
+            await pipeline.audit.stop()
+        await pipeline.tracer.shutdown()
+
+
+def build_gateway(config: GatewayConfig) -> Gateway:
+    """Every stage from the configuration; nothing connects or starts until ``start``."""
     metrics = GatewayMetrics()
-    tenancy = build_tenancy(config, metrics)
+    needs_store = config.auth.enabled or config.ledger.enabled
+    store = create_store(config.store.url) if needs_store else None
+    tenancy = build_tenancy(config, metrics, store)
+    ledger = (
+        LedgerWriter(
+            store,
+            flush_interval=config.ledger.flush_interval,
+            max_pending=config.ledger.max_pending,
+            metrics=metrics,
+        )
+        if store is not None and config.ledger.enabled
+        else None
+    )
     health = HealthRegistry(
         config.deployments,
         listener=metrics.set_health,
@@ -66,9 +127,7 @@ def build_pipeline(
             kind=spec.provider,
             regions=spec.regions,
             model=spec.model,
-            address=urlsplit(
-                spec.base if isinstance(spec, OpenAIDeployment) else spec.endpoint
-            ).hostname,
+            address=upstream_host(spec),
         )
         for name, spec in config.deployments.items()
     }
@@ -122,8 +181,9 @@ def build_pipeline(
         max_attempts=config.routing.max_attempts,
         deadline=config.routing.deadline,
         runtime=runtime,
+        ledger=ledger,
     )
-    return pipeline, checker, bedrock_pool, tenancy
+    return Gateway(pipeline, checker, bedrock_pool, tenancy, store, ledger)
 
 
 def upstream_host(spec: OpenAIDeployment | BedrockDeployment) -> str | None:
@@ -185,35 +245,20 @@ def build_runtime(config: GatewayConfig, metrics: GatewayMetrics) -> RoutingRunt
 
 def build_app(config: GatewayConfig) -> web.Application:
     """The gateway application; start-up and shutdown hooks own the background work."""
-    pipeline, checker, bedrock_pool, tenancy = build_pipeline(config)
-    api = GatewayApi(pipeline, config.server.max_body_bytes)
+    gateway = build_gateway(config)
+    api = GatewayApi(gateway.pipeline, config.server.max_body_bytes)
     app = web.Application(
         middlewares=[errors_and_ids],
         client_max_size=config.server.max_body_bytes,
     )
-    app[pipeline_key] = pipeline
+    app[pipeline_key] = gateway.pipeline
     app.add_routes(api.routes())
 
     async def start_background(_: web.Application) -> None:
-        if pipeline.audit is not None:
-            recovered = await pipeline.audit.start()
-            if recovered:
-                log.info("audit: recovered %d spool segment(s) to ship", len(recovered))
-        await tenancy.start()
-        checker.start()
+        await gateway.start()
 
     async def stop_background(_: web.Application) -> None:
-        await checker.stop()
-        for deployed in pipeline.deployments.values():
-            await deployed.provider.close()
-        await bedrock_pool.close()
-        await pipeline.drain()
-        if pipeline.cache is not None:
-            await pipeline.cache.aclose()
-        await tenancy.stop()
-        if pipeline.audit is not None:
-            await pipeline.audit.stop()
-        await pipeline.tracer.shutdown()
+        await gateway.stop()
 
     app.on_startup.append(start_background)
     app.on_cleanup.append(stop_background)

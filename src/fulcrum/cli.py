@@ -1,4 +1,4 @@
-"""The `fulcrum` command: serve, demo, sim, keys, tenants, econ.
+"""The `fulcrum` command: serve, demo, sim, keys, tenants, usage, econ.
 
 Each sub-command lives in its own module and is imported only when chosen, so `fulcrum sim`
 does not pay for the gateway's imports and vice versa. Every failure the user can cause ends
@@ -52,6 +52,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_tenants_arguments(tenants)
 
+    usage = sub.add_parser("usage", help="usage from the ledger: tokens, cost, latency")
+    from fulcrum.admin.usage import add_arguments as add_usage_arguments
+
+    add_usage_arguments(usage)
+
     econ = sub.add_parser("econ", help="the decision engine: cost, break-even, simulation")
     from fulcrum.econ.cli import add_arguments as add_econ_arguments
 
@@ -87,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fulcrum.admin.tenants import run as run_tenants
 
             return run_tenants(args)
+        if args.command == "usage":
+            from fulcrum.admin.usage import run as run_usage
+
+            return run_usage(args)
         if args.command == "econ":
             from fulcrum.econ.cli import run as run_econ
 

@@ -480,6 +480,14 @@ class StoreConfig(_Strict):
         return url
 
 
+class LedgerConfig(_Strict):
+    """The usage ledger in the store: hourly aggregates written off the hot path."""
+
+    enabled: bool = True
+    flush_interval: float = Field(default=5.0, gt=0)  # seconds between batched writes
+    max_pending: int = Field(default=20_000, gt=0)  # hourly buckets held while the store is down
+
+
 class RedisConfig(_Strict):
     """The Redis shared by replicas: rate limits and the prompt cache."""
 
@@ -636,6 +644,7 @@ class GatewayConfig(_Strict):
     tenants: dict[str, TenantConfig] = Field(default_factory=dict)
     auth: AuthConfig
     store: StoreConfig = StoreConfig()
+    ledger: LedgerConfig = LedgerConfig()
     redis: RedisConfig | None = None
     limits: LimitsConfig = LimitsConfig()
     audit: AuditConfig = AuditConfig()

@@ -26,6 +26,7 @@ from fulcrum.routing.health import HealthRegistry
 from fulcrum.routing.planner import DEFAULT_OUTPUT_ESTIMATE, Plan, Planner
 from fulcrum.routing.runtime import RoutingRuntime
 from fulcrum.schema.openai import Endpoint, InferenceRequest
+from fulcrum.telemetry.ledger.record import UsageEvent, backend_of
 from fulcrum.telemetry.metrics import GatewayMetrics
 from fulcrum.telemetry.tracing import NO_SPAN, NOOP_TRACER, RequestTracer, SpanHandle
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from fulcrum.cache.assemble import StreamRecorder
     from fulcrum.cache.prompt_cache import CachedAnswer, CacheTicket, PromptCacheStage
     from fulcrum.telemetry.audit import AuditLog
+    from fulcrum.telemetry.ledger.writer import LedgerWriter
 
 NO_DEPLOYMENT = "-"
 _HEALTH_REASONS = frozenset({"unreachable", "timeout", "stream_closed"})
@@ -145,6 +147,7 @@ class Pipeline:
         default_max_tokens: int = 1024,
         audit: AuditLog | None = None,
         tracer: RequestTracer = NOOP_TRACER,
+        ledger: LedgerWriter | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.planner = planner
@@ -159,6 +162,7 @@ class Pipeline:
         self.default_max_tokens = default_max_tokens
         self.audit = audit
         self.tracer = tracer
+        self.ledger = ledger
         self._background: set[asyncio.Task[object]] = set()  # cache stores, off the response
 
     async def authenticate(self, ctx: RequestContext, headers: Mapping[str, str]) -> None:
@@ -402,15 +406,10 @@ class Pipeline:
         deployment = ctx.deployment
         deployed = self.deployments.get(deployment)
         cost = deployed.cost(usage) if deployed is not None else 0.0
-        self.metrics.record_request(
-            model if self.planner.knows(model) else "unknown",
-            deployment,
-            status,
-            latency,
-            ttft,
-            usage,
-            cost,
-        )
+        model = model if self.planner.knows(model) else "unknown"  # clients name models
+        self.metrics.record_request(model, deployment, status, latency, ttft, usage, cost)
+        if self.ledger is not None:
+            self.ledger.record(usage_event(ctx, model, status, usage, cost, latency, deployed))
         if ctx.reservation is not None:
             tokens = usage.total_tokens if usage is not None else 0
             try:
@@ -471,3 +470,31 @@ def authorize(principal: Principal, request: InferenceRequest) -> None:
             type="permission_error",
             code="model_not_allowed",
         )
+
+
+def usage_event(
+    ctx: RequestContext,
+    model: str,
+    status: int,
+    usage: Usage | None,
+    cost: float,
+    latency: float,
+    deployed: Deployed | None,
+) -> UsageEvent:
+    """The ledger's view of one finished request (a cache hit: no tokens, cost 0, saving)."""
+    return UsageEvent(
+        time=time.time(),
+        tenant=ctx.principal.tenant if ctx.principal is not None else NO_DEPLOYMENT,
+        model=model,
+        deployment=ctx.deployment,
+        backend=backend_of(deployed.tags.self_hosted if deployed is not None else None),
+        workload=ctx.plan.workload if ctx.plan is not None else NO_DEPLOYMENT,
+        input_tokens=usage.input_tokens if usage is not None else 0,
+        output_tokens=usage.output_tokens if usage is not None else 0,
+        cached_tokens=usage.cached_tokens if usage is not None else 0,
+        cost_usd=cost,
+        error=status >= 400,
+        cache_hit=ctx.cache_result == "hit",
+        saved_usd=ctx.saved_usd,
+        latency_seconds=latency,
+    )

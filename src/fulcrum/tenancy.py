@@ -1,8 +1,8 @@
 """Composition of who may call and how much: authentication, tenant policies, limits.
 
-Built once by the composition root from the configuration; owns the background pieces
-(the store poller, JWKS caches, the limiter's settlement task) and their start and stop.
-With ``auth: none`` nothing here touches a database or the network.
+Built once by the composition root from the configuration (and the gateway's store); owns the
+background pieces (the store poller, JWKS caches, the limiter's settlement task) and their
+start and stop. With ``auth: none`` nothing here touches a database or the network.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from fulcrum.auth.chain import CredentialAuthenticator, TokenVerifier
 from fulcrum.auth.static_keys import NoAuthentication, StaticKeyAuthenticator
 from fulcrum.auth.tenants import TenantDirectory
 from fulcrum.config import GatewayConfig
-from fulcrum.errors import ConfigError
 from fulcrum.limits.limiter import RateLimiter, build_limiter
-from fulcrum.store import Store, StoreError, create_store
+from fulcrum.store import Store
 from fulcrum.store.sync import Snapshot, StoreSync
 from fulcrum.telemetry.metrics import GatewayMetrics
 
@@ -31,17 +30,11 @@ class Tenancy:
 
     authenticator: Authenticator
     limiter: RateLimiter | None = None
-    store: Store | None = None
     sync: StoreSync | None = None
     jwt: JwtVerifier | None = None
 
     async def start(self) -> None:
-        """Bring the store's schema up to date and load keys and tenants before serving."""
-        if self.store is not None:
-            try:
-                await self.store.migrate()
-            except StoreError as exc:
-                raise ConfigError(f"store: {exc}") from None
+        """Load keys and tenants (the store is migrated already) before serving."""
         if self.sync is not None:
             await self.sync.refresh()
             self.sync.start()
@@ -55,16 +48,14 @@ class Tenancy:
             await self.jwt.close()
         if self.limiter is not None:
             await self.limiter.aclose()
-        if self.store is not None:
-            await self.store.close()
 
 
-def build_tenancy(config: GatewayConfig, metrics: GatewayMetrics) -> Tenancy:
+def build_tenancy(config: GatewayConfig, metrics: GatewayMetrics, store: Store | None) -> Tenancy:
     """No authentication at all, or every configured credential kind plus tenant limits."""
     auth = config.auth
     if not auth.enabled:
         return Tenancy(NoAuthentication())
-    store = create_store(config.store.url)
+    assert store is not None, "authentication needs the store"
     directory = TenantDirectory(config.tenants, store)
     verifiers: list[TokenVerifier] = []
     snapshots: list[Snapshot] = [directory]
@@ -88,4 +79,4 @@ def build_tenancy(config: GatewayConfig, metrics: GatewayMetrics) -> Tenancy:
     )
     authenticator = CredentialAuthenticator(StaticKeyAuthenticator(auth.keys), verifiers, directory)
     limiter = build_limiter(config.limits, config.redis, metrics)
-    return Tenancy(authenticator, limiter, store, sync, jwt)
+    return Tenancy(authenticator, limiter, sync, jwt)

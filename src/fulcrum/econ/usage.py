@@ -2,7 +2,7 @@
 
 The engine reads hourly token volumes through :class:`UsageSource`; it never knows where they
 are stored. Two sources live here — a file (``--usage FILE``) and memory (tests) — and
-:func:`ledger_source` is where the gateway's ledger plugs in (``--from-ledger``).
+:func:`ledger_source` reads the gateway's usage ledger (``--from-ledger``).
 
 File format (CSV with a header, or JSON lines), one row per hour x workload x backend::
 
@@ -137,11 +137,13 @@ def file_source(path: str | Path) -> MemoryUsageSource:
 
 
 def ledger_source(url: str) -> UsageSource:
-    """The gateway's usage ledger at ``url`` as a usage source (implemented with the ledger)."""
-    raise UserError(
-        f"the usage ledger is not available in this build: cannot read {url}; "
-        "pass --usage FILE (CSV or JSON lines, see docs/economics.md)"
-    )
+    """The gateway's usage ledger in the store at ``url`` (SQLite or PostgreSQL) as a source.
+
+    Nothing is read until ``hourly_volume`` is asked; each call opens and closes the store.
+    """
+    from fulcrum.telemetry.ledger.source import LedgerUsageSource
+
+    return LedgerUsageSource(url)
 
 
 def parse_since(text: str) -> timedelta:

@@ -104,7 +104,35 @@ KEYS_AND_TENANTS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (KEYS_AND_TENANTS,)
+
+def _ledger_table(hour: str, integer: str, histogram: str, written_at: str) -> tuple[str, ...]:
+    """The usage ledger in one dialect: the same columns, the dialect's types."""
+    return (
+        "CREATE TABLE usage_ledger ("
+        f" hour {hour} NOT NULL, tenant TEXT NOT NULL, model TEXT NOT NULL,"
+        " deployment TEXT NOT NULL, backend TEXT NOT NULL, workload TEXT NOT NULL,"
+        f" requests {integer} NOT NULL, input_tokens {integer} NOT NULL,"
+        f" output_tokens {integer} NOT NULL, cached_tokens {integer} NOT NULL,"
+        f" cost_nanousd {integer} NOT NULL, errors {integer} NOT NULL,"
+        f" cache_hits {integer} NOT NULL, saved_nanousd {integer} NOT NULL,"
+        f" latency {histogram} NOT NULL,"  # sparse log-bucket counts (telemetry/ledger/latency.py)
+        " PRIMARY KEY (hour, tenant, model, deployment, backend, workload))",
+        # Batch ids a writer has committed: a flush retried after an unknown outcome (the
+        # connection died during COMMIT) finds its id here and is not counted twice.
+        f"CREATE TABLE usage_ledger_batches (batch_id TEXT PRIMARY KEY, written_at {written_at}"
+        " NOT NULL)",
+        "CREATE INDEX usage_ledger_batches_written_at ON usage_ledger_batches (written_at)",
+    )
+
+
+USAGE_LEDGER = Migration(
+    version=2,
+    description="usage ledger: hourly aggregates and the batches written into them",
+    sqlite=_ledger_table("TEXT", "INTEGER", "TEXT", "TEXT"),  # hour: fixed-width ISO UTC
+    postgres=_ledger_table("TIMESTAMPTZ", "BIGINT", "JSONB", "TIMESTAMPTZ"),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (KEYS_AND_TENANTS, USAGE_LEDGER)
 """Every migration, oldest first. Append only."""
 
 

@@ -149,6 +149,18 @@ class PostgresStore:
             message = message.replace(self._password, "***")
         return StoreError(f"{self.description}: {message}")
 
+    async def run(
+        self, work: Callable[[Connection], Awaitable[T]], timeout: float | None = None
+    ) -> T:
+        """Run ``work`` on the connection, alone, with the store's deadline and reconnection.
+
+        For features that keep their own SQL next to their own code (the usage ledger).
+        ``work`` may run twice (once more on a fresh connection if the established one died),
+        so it must be safe to repeat; it opens its own transaction on the autocommit
+        connection.
+        """
+        return await self._run(work, timeout)
+
     async def close(self) -> None:
         async with self._lock:
             self._closed = True

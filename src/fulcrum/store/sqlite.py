@@ -101,6 +101,14 @@ class SqliteStore:
 
         return await asyncio.to_thread(locked)
 
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the connection in a worker thread, alone (the lock is held).
+
+        For features that keep their own SQL next to their own code (the usage ledger);
+        ``work`` manages its transaction, and an ``sqlite3.Error`` becomes a ``StoreError``.
+        """
+        return await self._run(work)
+
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
 

@@ -166,6 +166,28 @@ class GatewayMetrics:
             "Audit records that could not be made durable (the request was answered 503).",
             registry=self.registry,
         )
+        self.ledger_pending = Gauge(
+            "fulcrum_ledger_pending_buckets",
+            "Usage-ledger buckets held in memory until a flush writes them (including a batch "
+            "whose write failed and is retried).",
+            registry=self.registry,
+        )
+        self.ledger_flushes = Counter(
+            "fulcrum_ledger_flushes",
+            "Usage-ledger batches written to the store.",
+            registry=self.registry,
+        )
+        self.ledger_write_errors = Counter(
+            "fulcrum_ledger_write_errors",
+            "Failed usage-ledger flushes (the batch stays in memory and is retried).",
+            registry=self.registry,
+        )
+        self.ledger_dropped_events = Counter(
+            "fulcrum_ledger_dropped_events",
+            "Requests left out of the usage ledger: the memory bound (max_pending buckets) "
+            "was reached while the store could not be written, or the event was malformed.",
+            registry=self.registry,
+        )
         self._series: dict[tuple[str, str], _RequestSeries] = {}
         self._decisions: dict[tuple[str, str, str], Counter] = {}
         self._attempts: dict[tuple[str, str], Counter] = {}

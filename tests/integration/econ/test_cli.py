@@ -118,7 +118,10 @@ def test_prices() -> None:
         (["compare", "--scenario", ADR, "--volumes", "-5"], "--volumes: '-5'"),
         (["sweep", "--scenario", ADR, "--vary", "utilization=0.3"], "--vary 'utilization=0.3'"),
         (["breakeven", "--scenario", "missing.yaml"], "cannot read scenario missing.yaml"),
-        (["triggers", "--scenario", ADR, "--from-ledger"], "the usage ledger is not available"),
+        (
+            ["triggers", "--scenario", ADR, "--from-ledger", "--store", "sqlite:///nowhere.db"],
+            "store sqlite:///nowhere.db: no such file",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:

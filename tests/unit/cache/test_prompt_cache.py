@@ -8,10 +8,9 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletion
 
-from fulcrum.config import CacheConfig
 from fulcrum.cache.memory import MemoryCache
 from fulcrum.cache.prompt_cache import PromptCacheStage, build_cache, storable
-from fulcrum.config import RedisConfig
+from fulcrum.config import CacheConfig, RedisConfig
 from fulcrum.providers.base import Usage
 from fulcrum.schema.openai import Endpoint
 from fulcrum.telemetry.metrics import GatewayMetrics

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -53,9 +54,12 @@ def test_bad_usage_is_one_line(text: str, message: str) -> None:
         parse_usage(text, "u")
 
 
-def test_ledger_is_not_available_yet() -> None:
-    with pytest.raises(UserError, match="the usage ledger is not available in this build"):
-        ledger_source("sqlite:///fulcrum.db")
+def test_ledger_source_reads_nothing_until_asked(tmp_path: Path) -> None:
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    source = ledger_source(missing)  # no I/O yet
+    with pytest.raises(UserError, match="no such file"):
+        source.hourly_volume(T0, T0 + timedelta(days=1))
+    assert not (tmp_path / "missing.db").exists()
 
 
 def test_memory_source_filters_the_window() -> None:
