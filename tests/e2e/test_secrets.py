@@ -1,4 +1,5 @@
-"""No secret ever leaves the gateway: not in logs, metrics, error bodies, headers or the store.
+"""No secret ever leaves the gateway: not in logs, metrics, error bodies, headers, the store
+or the audit log.
 
 One gateway with every kind of credential (a static key, a store key made by the CLI, a JWT
 from a real JWKS endpoint) in front of a vLLM emulator and a SigV4-signed Bedrock emulator.
@@ -8,6 +9,7 @@ answered is searched for every secret it was given or shown.
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import threading
@@ -106,6 +108,11 @@ def test_no_secret_appears_anywhere_after_good_and_bad_requests(
             "jwt": [{"issuer": ISSUER, "jwks_url": jwks_url, "audience": AUDIENCE}],
         },
         "server": {"access_log": True},
+        "audit": {
+            "enabled": True,
+            "spool_dir": str(server_pool.root / "audit-spool"),
+            "sink": {"type": "directory", "path": str(server_pool.root / "audit-shipped")},
+        },
     }
     gateway = server_pool.gateway(config, env={"STATIC_KEY": STATIC_KEY, "AWS_SECRET": AWS_SECRET})
     good_jwt = _token(signing_key)
@@ -146,6 +153,19 @@ def test_no_secret_appears_anywhere_after_good_and_bad_requests(
     log = gateway.server.log()
     assert "/v1/chat/completions" in log  # the access log was on: requests were logged
     store_bytes = (server_pool.root / "fulcrum.db").read_bytes()
+    audit_files = [
+        path
+        for folder in ("audit-spool", "audit-shipped")
+        for path in (server_pool.root / folder).rglob("*")
+        if path.is_file()
+    ]
+    audit_text = "\n".join(
+        (gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()).decode(
+            errors="replace"
+        )
+        for p in audit_files
+    )
+    assert audit_text.count('"request_id"') >= len(credentials)  # the audit log was written
 
     secrets = {
         "static key": STATIC_KEY,
@@ -158,7 +178,12 @@ def test_no_secret_appears_anywhere_after_good_and_bad_requests(
         "expired JWT signature": expired_jwt.rsplit(".", 1)[1],
         "AWS secret access key": AWS_SECRET,
     }
-    places = {"responses": "\n".join(seen), "metrics": metrics, "log": log}
+    places = {
+        "responses": "\n".join(seen),
+        "metrics": metrics,
+        "log": log,
+        "audit log": audit_text,
+    }
     for name, secret in secrets.items():
         for place, text in places.items():
             assert secret not in text, f"the {name} appears in the {place}"
