@@ -5,7 +5,8 @@ Run with ``.venv/bin/python -m bench.limits`` (options: ``--requests``, ``--conc
 
 - sequential: one request at a time; admit latency percentiles, and CPU per request
   (``time.process_time``: this process only, so Redis's own CPU is not included);
-- concurrent: ``--concurrency`` requests in flight; throughput and CPU per request.
+- concurrent: ``--concurrency`` requests in flight; throughput and CPU per request, and for
+  Redis the admission script calls per request (concurrent asks are coalesced into one call).
 
 Every request carries a realistic plan (tenant RPM/TPM/concurrency, per-model TPM, daily and
 monthly budgets) and is settled, so batching of settlements is part of the figures. Redis keys
@@ -48,6 +49,7 @@ class Figures:
     sequential_cpu_us: float  # per admit + settle
     concurrent_rps: float
     concurrent_cpu_us: float
+    concurrent_calls: float | None  # admission script calls per request (Redis: coalesced)
 
 
 async def _one(limiter: RateLimiter, who: Principal) -> float:
@@ -75,18 +77,32 @@ async def measure(name: str, limiter: RateLimiter, requests: int, concurrency: i
         for _ in queue:
             await _one(limiter, who)
 
+    calls_before = _admit_calls(limiter)
     cpu, wall = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     await limiter.flush()
     wall = time.perf_counter() - wall
     concurrent_cpu = (time.process_time() - cpu) / requests
+    calls_after = _admit_calls(limiter)
+    calls = None
+    if calls_before is not None and calls_after is not None:
+        calls = (calls_after - calls_before) / requests
     return Figures(
         name,
         Summary.of(latencies),
         sequential_cpu * 1e6,
         requests / wall,
         concurrent_cpu * 1e6,
+        calls,
     )
+
+
+def _admit_calls(limiter: RateLimiter) -> int | None:
+    """Script calls the Redis backend made to admit so far (None for other backends)."""
+    from fulcrum.limits.redis_backend import RedisBackend
+
+    backend = limiter.backend
+    return backend.admit_calls if isinstance(backend, RedisBackend) else None
 
 
 async def _cleanup(url: str, prefix: str) -> None:
@@ -123,14 +139,15 @@ async def run(requests: int, concurrency: int, redis_url: str | None) -> list[Fi
 def report(results: list[Figures], concurrency: int) -> str:
     lines = [
         "| backend | admit p50 | admit p99 | CPU/req (seq) "
-        f"| throughput (c={concurrency}) | CPU/req (conc) |",
-        "|---|---|---|---|---|---|",
+        f"| throughput (c={concurrency}) | CPU/req (conc) | admit calls/req (conc) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for item in results:
+        calls = "—" if item.concurrent_calls is None else f"{item.concurrent_calls:.3f}"
         lines.append(
             f"| {item.backend} | {item.sequential.p50 * 1e6:.0f} µs "
             f"| {item.sequential.p99 * 1e6:.0f} µs | {item.sequential_cpu_us:.0f} µs "
-            f"| {item.concurrent_rps:,.0f} req/s | {item.concurrent_cpu_us:.0f} µs |"
+            f"| {item.concurrent_rps:,.0f} req/s | {item.concurrent_cpu_us:.0f} µs | {calls} |"
         )
     return "\n".join(lines)
 

@@ -118,7 +118,8 @@ def fulcrum_tenancy_config(port: int, upstream_url: str, model: str) -> dict[str
     """The plain gateway plus authentication and Redis-backed limits for the bench's tenant.
 
     The limits are far above what the run can reach, so every request pays for checking and
-    settling them (one Redis script call to admit, batched settlements) and none is refused.
+    settling them (admissions coalesced into shared Redis script calls, settlements batched)
+    and none is refused.
     """
     config = fulcrum_config(port, upstream_url, model)
     limits = {"rpm": 100_000_000, "tpm": 1_000_000_000_000, "concurrency": 100_000}

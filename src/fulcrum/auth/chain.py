@@ -16,6 +16,8 @@ from fulcrum.auth.principal import UNRESTRICTED, Principal
 from fulcrum.auth.static_keys import StaticKeyAuthenticator
 from fulcrum.config import TenantConfig
 
+_ATTACHED_CACHE_SIZE = 4096
+
 
 class TokenVerifier(Protocol):
     """Verifies one kind of bearer credential and names its principal (policy not yet set)."""
@@ -53,6 +55,9 @@ class CredentialAuthenticator:
         self._static = static
         self._verifiers = verifiers
         self._policies = policies
+        # id(principal) -> (principal, policy, principal with that policy): static keys give
+        # the same Principal every time, so its copy with the policy is made once, not per call.
+        self._with_policy: dict[int, tuple[Principal, TenantConfig, Principal]] = {}
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         credential = presented_credential(headers)
@@ -62,7 +67,14 @@ class CredentialAuthenticator:
         policy = self._policies.policy(principal.tenant)
         if policy is None or policy is principal.policy:
             return principal
-        return dataclasses.replace(principal, policy=policy)
+        cached = self._with_policy.get(id(principal))
+        if cached is not None and cached[0] is principal and cached[1] is policy:
+            return cached[2]
+        attached = dataclasses.replace(principal, policy=policy)
+        if len(self._with_policy) >= _ATTACHED_CACHE_SIZE:
+            self._with_policy.clear()  # e.g. JWTs: a new Principal per token
+        self._with_policy[id(principal)] = (principal, policy, attached)
+        return attached
 
     async def _verify(self, credential: str) -> Principal:
         for verifier in self._verifiers:

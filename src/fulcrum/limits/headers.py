@@ -19,18 +19,22 @@ from fulcrum.limits.checks import Plan, Refusal, ScopeUsage
 def format_duration(ms: int) -> str:
     """A duration the way OpenAI writes it (Go style): ``20ms``, ``1.2s``, ``6m0s``, ``1h2m3s``."""
     ms = max(0, int(ms))
-    if ms == 0:
-        return "0s"
     if ms < 1000:
-        return f"{ms}ms"
+        return f"{ms}ms" if ms else "0s"
+    if ms < 60_000:  # the usual case: a window resets within its minute
+        return _seconds(ms)
     hours, rest = divmod(ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
-    seconds = f"{rest // 1000}.{rest % 1000:03d}".rstrip("0").rstrip(".") + "s"
     if hours:
-        return f"{hours}h{minutes}m{seconds}"
-    if minutes:
-        return f"{minutes}m{seconds}"
-    return seconds
+        return f"{hours}h{minutes}m{_seconds(rest)}"
+    return f"{minutes}m{_seconds(rest)}"
+
+
+def _seconds(ms: int) -> str:
+    whole, fraction = divmod(ms, 1000)
+    if not fraction:
+        return f"{whole}s"
+    return f"{whole}.{fraction:03d}".rstrip("0") + "s"
 
 
 def retry_headers(retry_ms: int) -> dict[str, str]:
@@ -45,31 +49,47 @@ def retry_headers(retry_ms: int) -> dict[str, str]:
 def rate_headers(
     plan: Plan, usage: tuple[ScopeUsage | None, ...], refusal: Refusal | None = None
 ) -> dict[str, str]:
-    """The OpenAI ``x-ratelimit-*`` set for the tightest scope (empty without RPM/TPM limits)."""
-    headers: dict[str, str] = {}
-    for dimension, name in (("rpm", "requests"), ("tpm", "tokens")):
-        picked = _pick(plan, usage, refusal, dimension)
-        if picked is not None:
-            remaining, limit, reset = picked
-            headers[f"x-ratelimit-limit-{name}"] = str(limit)
-            headers[f"x-ratelimit-remaining-{name}"] = str(remaining)
-            headers[f"x-ratelimit-reset-{name}"] = format_duration(reset)
-    return headers
+    """The OpenAI ``x-ratelimit-*`` set for the tightest scope (empty without RPM/TPM limits).
 
-
-def _pick(
-    plan: Plan, usage: tuple[ScopeUsage | None, ...], refusal: Refusal | None, dimension: str
-) -> tuple[int, int, int] | None:
-    """(remaining, limit, reset_ms) of the refusing scope, else of the one with least room."""
-    best: tuple[int, int, int] | None = None
-    for index, (scope, state) in enumerate(zip(plan.scopes, usage, strict=True)):
-        limit = scope.rpm if dimension == "rpm" else scope.tpm
-        if state is None or limit is None:
+    Runs for every admitted request, hence one pass over the scopes for both dimensions.
+    """
+    scopes = plan.scopes
+    if len(usage) != len(scopes):
+        raise ValueError("usage does not match the plan's scopes")
+    forced_requests = forced_tokens = -1  # the scope that refused, per dimension
+    if refusal is not None:
+        if refusal.limit == "rpm":
+            forced_requests = refusal.scope
+        elif refusal.limit == "tpm":
+            forced_tokens = refusal.scope
+    requests: tuple[int, int, int] | None = None  # (remaining, limit, reset_ms)
+    tokens: tuple[int, int, int] | None = None
+    pinned_requests = pinned_tokens = False
+    for index, scope in enumerate(scopes):
+        state = usage[index]
+        if state is None:
             continue
-        used = state.requests if dimension == "rpm" else state.tokens
-        candidate = (max(0, limit - used), limit, state.reset_ms)
-        if refusal is not None and refusal.limit == dimension and refusal.scope == index:
-            return candidate
-        if best is None or candidate[0] < best[0]:
-            best = candidate
-    return best
+        limit = scope.rpm
+        if limit is not None and not pinned_requests:
+            remaining = max(0, limit - state.requests)
+            if index == forced_requests:
+                requests, pinned_requests = (remaining, limit, state.reset_ms), True
+            elif requests is None or remaining < requests[0]:  # ties: the broader scope
+                requests = (remaining, limit, state.reset_ms)
+        limit = scope.tpm
+        if limit is not None and not pinned_tokens:
+            remaining = max(0, limit - state.tokens)
+            if index == forced_tokens:
+                tokens, pinned_tokens = (remaining, limit, state.reset_ms), True
+            elif tokens is None or remaining < tokens[0]:
+                tokens = (remaining, limit, state.reset_ms)
+    headers: dict[str, str] = {}
+    if requests is not None:
+        headers["x-ratelimit-limit-requests"] = str(requests[1])
+        headers["x-ratelimit-remaining-requests"] = str(requests[0])
+        headers["x-ratelimit-reset-requests"] = format_duration(requests[2])
+    if tokens is not None:
+        headers["x-ratelimit-limit-tokens"] = str(tokens[1])
+        headers["x-ratelimit-remaining-tokens"] = str(tokens[0])
+        headers["x-ratelimit-reset-tokens"] = format_duration(tokens[2])
+    return headers

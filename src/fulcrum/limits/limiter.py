@@ -1,7 +1,8 @@
 """The admission stage: per-tenant rate limits and budgets over a memory or Redis backend.
 
-One request costs one backend call at admission (one EVALSHA with Redis); its settlement is
-queued and sent in batches. When the shared backend is unreachable the limiter either admits
+Admission costs one backend call, shared with the requests admitted at the same time (the
+Redis backend sends concurrent asks together in one EVALSHA); settlements are queued and sent
+in batches. When the shared backend is unreachable the limiter either admits
 against a local memory backend with the same limits (``fail_open``: limits become
 per-replica) or refuses with a 503 (``fail_closed``). Either way it logs once per outage,
 counts every affected request, and tries the shared backend again at most every
@@ -271,11 +272,12 @@ def build_limiter(
         raise ValueError("limits.backend 'redis' needs a redis configuration")
     from fulcrum.limits.redis_backend import RedisBackend  # only Redis deployments import it
 
+    # The backend bounds each script call by the client's timeouts itself (one timer per batch
+    # of coalesced admissions instead of one per request), so the limiter sets no deadline.
     return RateLimiter(
         RedisBackend.from_config(redis),
         fallback=MemoryBackend() if limits.on_backend_error == "fail_open" else None,
         on_backend_error=limits.on_backend_error,
         metrics=metrics,
         retry_interval=redis.retry_interval,
-        deadline=redis.connect_timeout + 2 * redis.timeout,
     )
