@@ -109,6 +109,10 @@ CASES: dict[str, Case] = {
     "auth-bad-hash": Case(
         _with("auth", [{"key_sha256": "not-hex", "tenant": "acme"}]), ("auth.keys.0.key_sha256",)
     ),
+    "unreachable-store": Case(
+        _with("store", {"url": f"postgresql://nobody@127.0.0.1:{free_port()}/none"}),
+        ("store", "connection"),
+    ),
     "unknown-provider": Case(
         _with("deployments.vllm-a.provider", "bogus"), ("deployments.vllm-a",)
     ),
