@@ -748,7 +748,6 @@ def format_validation_error(error: ValidationError) -> str:
     return f"{location or '<root>'}: {message}"
 
 
-_format_validation_error = format_validation_error  # former name, still imported elsewhere
 
 
 def parse_config(raw: Any, environ: Mapping[str, str] | None = None) -> GatewayConfig:

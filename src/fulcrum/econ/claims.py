@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fulcrum.config import _format_validation_error
+from fulcrum.config import format_validation_error
 from fulcrum.econ.breakeven import BreakEven, break_even
 from fulcrum.econ.cost import CostModel
 from fulcrum.econ.scenario import Resolved, merge, parse_scenario, resolve_scenario
@@ -84,7 +84,7 @@ def parse_claims(raw: Any, where: str) -> ClaimsFile:
     try:
         return ClaimsFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {_format_validation_error(exc)}") from None
+        raise ConfigError(f"{where}: {format_validation_error(exc)}") from None
 
 
 def num(value: float | None) -> str:

@@ -6,14 +6,15 @@ stale figure is visible in every output that used it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fulcrum.config import _format_validation_error
+from fulcrum.config import format_validation_error
 from fulcrum.errors import UserError
 
 
@@ -59,27 +60,33 @@ class Catalog(_Strict):
 
     def model(self, name: str, region: str, key: str) -> tuple[TokenPrice, ModelEntry]:
         """The token price of ``name`` in ``region``; ``key`` names the scenario key on error."""
-        entry = self.bedrock.get(_bare(name))
-        if entry is None:
-            known = ", ".join(sorted(self.bedrock))
-            raise UserError(f"{key}: unknown catalogue entry {name!r} (known: {known})")
-        price = entry.regions.get(region)
-        if price is None:
-            known = ", ".join(sorted(entry.regions))
-            raise UserError(f"{key}: {name!r} has no price for region {region!r} ({known})")
-        return price, entry
+        entry = _entry(self.bedrock, _bare(name), name, key)
+        return _regional(entry.regions, name, region, key), entry
 
     def instance(self, name: str, region: str, key: str) -> tuple[InstancePrice, InstanceEntry]:
         """The hourly prices of ``name`` in ``region``; ``key`` names the scenario key on error."""
-        entry = self.ec2.get(name)
-        if entry is None:
-            known = ", ".join(sorted(self.ec2))
-            raise UserError(f"{key}: unknown catalogue entry {name!r} (known: {known})")
-        price = entry.regions.get(region)
-        if price is None:
-            known = ", ".join(sorted(entry.regions))
-            raise UserError(f"{key}: {name!r} has no price for region {region!r} ({known})")
-        return price, entry
+        entry = _entry(self.ec2, name, name, key)
+        return _regional(entry.regions, name, region, key), entry
+
+
+E = TypeVar("E")
+P = TypeVar("P")
+
+
+def _entry(table: Mapping[str, E], lookup: str, name: str, key: str) -> E:
+    entry = table.get(lookup)
+    if entry is None:
+        known = ", ".join(sorted(table))
+        raise UserError(f"{key}: unknown catalogue entry {name!r} (known: {known})")
+    return entry
+
+
+def _regional(regions: Mapping[str, P], name: str, region: str, key: str) -> P:
+    price = regions.get(region)
+    if price is None:
+        known = ", ".join(sorted(regions))
+        raise UserError(f"{key}: {name!r} has no price for region {region!r} ({known})")
+    return price
 
 
 def _bare(name: str) -> str:
@@ -92,7 +99,7 @@ def parse_catalog(raw: Any) -> Catalog:
     try:
         return Catalog.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(f"price catalogue: {_format_validation_error(exc)}") from None
+        raise UserError(f"price catalogue: {format_validation_error(exc)}") from None
 
 
 @cache

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fulcrum.config import _format_validation_error
+from fulcrum.config import format_validation_error
 from fulcrum.econ import loadshape
 from fulcrum.econ.prices import Catalog, default_catalog
 from fulcrum.errors import ConfigError
@@ -176,7 +176,7 @@ def parse_scenario(raw: Any, where: str = "scenario") -> Scenario:
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {_format_validation_error(exc)}") from None
+        raise ConfigError(f"{where}: {format_validation_error(exc)}") from None
 
 
 def resolve_scenario(scenario: Scenario, catalog: Catalog | None = None) -> Resolved:
