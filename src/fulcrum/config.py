@@ -748,8 +748,6 @@ def format_validation_error(error: ValidationError) -> str:
     return f"{location or '<root>'}: {message}"
 
 
-
-
 def parse_config(raw: Any, environ: Mapping[str, str] | None = None) -> GatewayConfig:
     """Validate a parsed YAML document (after env interpolation) into a GatewayConfig."""
     if not isinstance(raw, dict):
