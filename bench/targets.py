@@ -222,52 +222,44 @@ def _start_passthrough(ctx: Context) -> procs.Server:
     return procs.start("passthrough", argv, port, ctx.log_dir, ctx.proxy_core)
 
 
-def _start_fulcrum(ctx: Context) -> procs.Server:
+def _serve(ctx: Context, name: str, config: Callable[[int], dict[str, Any]]) -> procs.Server:
+    """``fulcrum serve`` on a free port with the configuration ``config(port)``, as row ``name``."""
     port = procs.free_port()
-    config = write_yaml(
-        ctx.work_dir / "fulcrum.yaml", fulcrum_config(port, ctx.upstream_url, ctx.model)
-    )
-    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(config)]
-    return procs.start("fulcrum", argv, port, ctx.log_dir, ctx.proxy_core)
+    path = write_yaml(ctx.work_dir / f"{name}.yaml", config(port))
+    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(path)]
+    return procs.start(name, argv, port, ctx.log_dir, ctx.proxy_core)
+
+
+def _start_fulcrum(ctx: Context) -> procs.Server:
+    return _serve(ctx, "fulcrum", lambda port: fulcrum_config(port, ctx.upstream_url, ctx.model))
 
 
 def _start_fulcrum_routed(ctx: Context) -> procs.Server:
-    port = procs.free_port()
-    config = write_yaml(
-        ctx.work_dir / "fulcrum-routed.yaml",
-        fulcrum_routed_config(port, ctx.upstream_url, ctx.model),
+    return _serve(
+        ctx, "fulcrum-routed", lambda port: fulcrum_routed_config(port, ctx.upstream_url, ctx.model)
     )
-    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(config)]
-    return procs.start("fulcrum-routed", argv, port, ctx.log_dir, ctx.proxy_core)
 
 
 def _start_fulcrum_tenancy(ctx: Context) -> procs.Server:
-    port = procs.free_port()
-    config = write_yaml(
-        ctx.work_dir / "fulcrum-tenancy.yaml",
-        fulcrum_tenancy_config(port, ctx.upstream_url, ctx.model),
+    return _serve(
+        ctx,
+        "fulcrum-tenancy",
+        lambda port: fulcrum_tenancy_config(port, ctx.upstream_url, ctx.model),
     )
-    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(config)]
-    return procs.start("fulcrum-tenancy", argv, port, ctx.log_dir, ctx.proxy_core)
 
 
 def _start_fulcrum_audit(ctx: Context) -> procs.Server:
-    port = procs.free_port()
-    config = write_yaml(
-        ctx.work_dir / "fulcrum-audit.yaml",
-        fulcrum_audit_config(port, ctx.upstream_url, ctx.model, ctx.work_dir),
+    return _serve(
+        ctx,
+        "fulcrum-audit",
+        lambda port: fulcrum_audit_config(port, ctx.upstream_url, ctx.model, ctx.work_dir),
     )
-    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(config)]
-    return procs.start("fulcrum-audit", argv, port, ctx.log_dir, ctx.proxy_core)
 
 
 def _start_fulcrum_cache(ctx: Context) -> procs.Server:
-    port = procs.free_port()
-    config = write_yaml(
-        ctx.work_dir / "fulcrum-cache.yaml", fulcrum_cache_config(port, ctx.upstream_url, ctx.model)
+    return _serve(
+        ctx, "fulcrum-cache", lambda port: fulcrum_cache_config(port, ctx.upstream_url, ctx.model)
     )
-    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(config)]
-    return procs.start("fulcrum-cache", argv, port, ctx.log_dir, ctx.proxy_core)
 
 
 def _deterministic_workload(ctx: Context) -> loadgen.Workload:
@@ -288,13 +280,11 @@ def _start_bedrock_direct(ctx: Context) -> None:
 
 
 def _start_fulcrum_bedrock(ctx: Context) -> procs.Server:
-    port = procs.free_port()
-    config = write_yaml(
-        ctx.work_dir / "fulcrum-bedrock.yaml",
-        fulcrum_bedrock_config(port, _emulator_url(ctx), ctx.model),
+    return _serve(
+        ctx,
+        "fulcrum-bedrock",
+        lambda port: fulcrum_bedrock_config(port, _emulator_url(ctx), ctx.model),
     )
-    argv = [sys.executable, "-m", "fulcrum.cli", "serve", "--config", str(config)]
-    return procs.start("fulcrum-bedrock", argv, port, ctx.log_dir, ctx.proxy_core)
 
 
 def _bedrock_workload(_: Context) -> loadgen.Workload:
